@@ -1,0 +1,1 @@
+//! ftpsd (to be written).

