@@ -1,1 +1,54 @@
-//! ftpsd (to be written).
+//! `ftpsd`: the FTPS server of the ftps image, built on libunftp with the
+//! filesystem back end (`unftp-sbe-fs`) and rustls.
+//!
+//! # Running
+//! `ftpsd [--config /etc/ftpsd.toml]` serves until SIGTERM;
+//! `ftpsd --check-config` loads the configuration, users file, certificate
+//! and key, reports, and exits (0 when all is well);
+//! `echo -n secret | ftpsd hash-password` prints a users-file hash.
+//!
+//! # What it reads
+//! - The TOML config ([`config::Config`]; every key optional, defaults are
+//!   those of the cluster): control address `0.0.0.0:21`, metrics
+//!   `0.0.0.0:9902`, `data_root = /var/lib/ftps`, users file
+//!   `/run/secrets/ft-ftps/users`, `[tls] cert/key` under `/run/secrets/ft-tls/`,
+//!   `[passive] port_min/port_max = 30000/30019` and `address` (the load
+//!   balancer's IPv4, filled in by supervise from `${LB_IP}`; empty = the
+//!   control connection's local address), `max_sessions = 100`,
+//!   `idle_timeout_seconds = 600`, `[login] failure_delay_ms = 1000`,
+//!   `max_failures = 5`, `lockout_seconds = 300`.
+//! - The users file: one `name:$pbkdf2-sha256$i=N$salt$key` line per user
+//!   (PHC string, standard base64 without padding; `#` comments). See
+//!   [`users`]. Plain-text passwords are not accepted.
+//!
+//! # What it does
+//! Explicit FTPS only: `AUTH TLS` (TLS 1.2 or 1.3) is required before `USER`,
+//! and `PROT P` before any data transfer (`FtpsRequired::All` on both
+//! channels); passive mode (PASV and EPSV) in the configured port range. Each
+//! user is confined to `<data_root>/<name>`, created (mode 0700) at first
+//! login; the back end resolves every path beneath that directory with
+//! `cap-std`, so `..`, absolute paths and symlinks cannot leave it. Failed
+//! logins are delayed and a client IP is locked out after repeated failures
+//! ([`login_guard`]); idle sessions are closed; a connection over
+//! `max_sessions` gets `421` ([`server`]).
+//!
+//! # What it writes
+//! Files under the data root; logs (one structured line per login, transfer
+//! and change) to stderr; Prometheus metrics at `GET /metrics` ([`metrics`]).
+//!
+//! # Privileges
+//! It needs no root: the image runs it as an unprivileged user, with
+//! `CAP_NET_BIND_SERVICE` on the binary (`setcap cap_net_bind_service=+ep`)
+//! for port 21, and the data root owned by that user.
+
+pub mod accounts;
+pub mod config;
+pub mod login_guard;
+pub mod metrics;
+pub mod server;
+pub mod tls;
+pub mod transfer_log;
+pub mod users;
+
+pub use config::Config;
+pub use server::Ftpsd;

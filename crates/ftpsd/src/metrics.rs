@@ -1,0 +1,106 @@
+//! Prometheus metrics: libunftp's own `ftp_*` series (sessions, commands,
+//! replies, bytes read/written by the back end, transfers) plus ftpsd's
+//! `ftpsd_*` series (logins by result, lockouts, active and refused sessions),
+//! all served as text at `GET /metrics`.
+
+use prometheus::{Encoder, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+use std::net::SocketAddr;
+
+/// ftpsd's own series; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    logins: IntCounterVec,
+    lockouts: IntCounter,
+    sessions_active: IntGauge,
+    sessions_refused: IntCounter,
+}
+
+impl Metrics {
+    /// Registers the series in the default registry, which libunftp uses too.
+    pub fn register() -> Result<Self, prometheus::Error> {
+        Self::register_in(prometheus::default_registry())
+    }
+
+    fn register_in(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let logins = IntCounterVec::new(
+            Opts::new(
+                "ftpsd_logins_total",
+                "Login attempts by result (ok, failed, locked_out).",
+            ),
+            &["result"],
+        )?;
+        let lockouts = IntCounter::new(
+            "ftpsd_lockouts_total",
+            "Client IPs locked out after repeated login failures.",
+        )?;
+        let sessions_active = IntGauge::new(
+            "ftpsd_sessions_active",
+            "Control connections being served now.",
+        )?;
+        let sessions_refused = IntCounter::new(
+            "ftpsd_sessions_refused_total",
+            "Connections refused with 421 because max_sessions was reached.",
+        )?;
+        registry.register(Box::new(logins.clone()))?;
+        registry.register(Box::new(lockouts.clone()))?;
+        registry.register(Box::new(sessions_active.clone()))?;
+        registry.register(Box::new(sessions_refused.clone()))?;
+        for result in ["ok", "failed", "locked_out"] {
+            logins.with_label_values(&[result]);
+        }
+        Ok(Self {
+            logins,
+            lockouts,
+            sessions_active,
+            sessions_refused,
+        })
+    }
+
+    pub fn login(&self, result: &str) {
+        self.logins.with_label_values(&[result]).inc();
+    }
+
+    pub fn lockout(&self) {
+        self.lockouts.inc();
+    }
+
+    pub fn session_started(&self) {
+        self.sessions_active.inc();
+    }
+
+    pub fn session_ended(&self) {
+        self.sessions_active.dec();
+    }
+
+    pub fn session_refused(&self) {
+        self.sessions_refused.inc();
+    }
+}
+
+/// The text exposition of every registered series.
+pub fn render() -> String {
+    let mut buffer = Vec::new();
+    // Encoding into a Vec cannot fail for well-formed series.
+    if let Err(e) = TextEncoder::new().encode(&prometheus::gather(), &mut buffer) {
+        tracing::error!(error = %e, "cannot encode metrics");
+    }
+    String::from_utf8_lossy(&buffer).into_owned()
+}
+
+/// Serves `GET /metrics` on `listener` until the process ends.
+pub async fn serve(listener: tokio::net::TcpListener) -> std::io::Result<()> {
+    use axum::{Router, http::header, response::IntoResponse, routing::get};
+    async fn metrics() -> impl IntoResponse {
+        (
+            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+            render(),
+        )
+    }
+    let app = Router::new().route("/metrics", get(metrics));
+    axum::serve(listener, app).await
+}
+
+/// Binds the metrics address (separately, so that a busy port fails at start).
+pub async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr).await
+}

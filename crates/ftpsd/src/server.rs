@@ -1,0 +1,206 @@
+//! The accept loop: counts sessions against `max_sessions` (one more gets
+//! `421` and is closed) and hands each accepted control connection to
+//! libunftp, configured for FTPS on control and data channels.
+
+use crate::accounts::{Account, AccountProvider};
+use crate::config::Config;
+use crate::login_guard::{LoginGuard, LoginPolicy};
+use crate::metrics::Metrics;
+use crate::transfer_log::TransferLog;
+use crate::users::Users;
+use libunftp::ServerBuilder;
+use libunftp::options::{FtpsRequired, PassiveHost};
+use std::sync::Arc;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use unftp_sbe_fs::Filesystem;
+
+/// Errors starting the server.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Users(#[from] crate::users::UsersError),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+    #[error("data root {path}: {source}")]
+    DataRoot {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+}
+
+/// Everything a session needs, built once at start.
+#[derive(Debug)]
+pub struct Ftpsd {
+    config: Config,
+    guard: Arc<LoginGuard>,
+    provider: Arc<AccountProvider>,
+    tls: Arc<rustls::ServerConfig>,
+    passive_host: PassiveHost,
+    greeting: &'static str,
+    metrics: Metrics,
+}
+
+impl Ftpsd {
+    /// Checks the configuration and loads the users file, certificate and key.
+    pub fn prepare(config: Config) -> Result<Self, StartError> {
+        config.validate()?;
+        let users = Arc::new(Users::load(&config.users_file)?);
+        if users.is_empty() {
+            tracing::warn!(file = %config.users_file.display(), "users file lists no user; nobody can log in");
+        }
+        let tls = crate::tls::server_config(&config.tls)?;
+        let meta = std::fs::metadata(&config.data_root).map_err(|source| StartError::DataRoot {
+            path: config.data_root.display().to_string(),
+            source,
+        })?;
+        if !meta.is_dir() {
+            return Err(StartError::DataRoot {
+                path: config.data_root.display().to_string(),
+                source: std::io::Error::other("not a directory"),
+            });
+        }
+        let passive_host = match config.passive_address()? {
+            Some(ip) => PassiveHost::Ip(ip),
+            None => PassiveHost::FromConnection,
+        };
+        let metrics = Metrics::register()?;
+        let policy = LoginPolicy {
+            failure_delay: config.failure_delay(),
+            max_failures: config.login.max_failures,
+            lockout: config.lockout(),
+        };
+        let guard = Arc::new(LoginGuard::new(users, policy, metrics.clone())?);
+        let provider = Arc::new(AccountProvider::new(config.data_root.clone()));
+        // libunftp wants a 'static greeting; it lives as long as the process anyway.
+        let greeting: &'static str = Box::leak(config.greeting.clone().into_boxed_str());
+        Ok(Self {
+            config,
+            guard,
+            provider,
+            tls,
+            passive_host,
+            greeting,
+            metrics,
+        })
+    }
+
+    /// Binds both ports and serves until SIGTERM or SIGINT.
+    pub async fn run(self) -> Result<(), StartError> {
+        let bind_err = |addr: std::net::SocketAddr| {
+            move |source| StartError::Bind {
+                addr: addr.to_string(),
+                source,
+            }
+        };
+        let control = TcpListener::bind(self.config.listen)
+            .await
+            .map_err(bind_err(self.config.listen))?;
+        let metrics_listener = crate::metrics::bind(self.config.metrics_listen)
+            .await
+            .map_err(bind_err(self.config.metrics_listen))?;
+        tracing::info!(
+            control = %self.config.listen,
+            metrics = %self.config.metrics_listen,
+            passive = format!("{}-{}", self.config.passive.port_min, self.config.passive.port_max),
+            max_sessions = self.config.max_sessions,
+            "listening"
+        );
+        tokio::spawn(async move {
+            if let Err(e) = crate::metrics::serve(metrics_listener).await {
+                tracing::error!(error = %e, "metrics endpoint stopped");
+            }
+        });
+
+        let this = Arc::new(self);
+        let slots = Arc::new(Semaphore::new(this.config.max_sessions));
+        let mut terminate = tokio::signal::unix::signal(
+            tokio::signal::unix::SignalKind::terminate(),
+        )
+        .map_err(|source| StartError::Bind {
+            addr: "SIGTERM handler".into(),
+            source,
+        })?;
+        loop {
+            let (stream, peer) = tokio::select! {
+                accepted = control.accept() => match accepted {
+                    Ok(pair) => pair,
+                    Err(e) => {
+                        // Typically EMFILE: back off briefly instead of spinning.
+                        tracing::error!(error = %e, "accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                _ = terminate.recv() => break,
+                _ = tokio::signal::ctrl_c() => break,
+            };
+            let Ok(slot) = slots.clone().try_acquire_owned() else {
+                this.metrics.session_refused();
+                tracing::warn!(client = %peer, max_sessions = this.config.max_sessions, "session refused: too many sessions");
+                tokio::spawn(refuse(stream));
+                continue;
+            };
+            let this = this.clone();
+            tokio::spawn(async move {
+                this.metrics.session_started();
+                tracing::debug!(client = %peer, "session start");
+                match this.session_server() {
+                    Ok(server) => {
+                        if let Err(e) = server.service(stream).await {
+                            tracing::warn!(client = %peer, error = %e, "session ended with an error");
+                        }
+                    }
+                    Err(e) => tracing::error!(error = %e, "cannot set up session"),
+                }
+                this.metrics.session_ended();
+                drop(slot);
+            });
+        }
+        tracing::info!("shutting down");
+        Ok(())
+    }
+
+    /// A libunftp server for one control connection. Cheap: it shares the
+    /// authenticator, TLS configuration (and so its session cache) and
+    /// account provider with every other session.
+    fn session_server(
+        &self,
+    ) -> Result<libunftp::Server<Filesystem, Account>, libunftp::ServerError> {
+        let root = self.config.data_root.clone();
+        let storage = Box::new(move || {
+            // The root was checked at start; losing it later is fatal for the pod anyway.
+            Filesystem::new(root.clone()).expect("data root must stay an openable directory")
+        });
+        ServerBuilder::with_authenticator(storage, self.guard.clone())
+            .user_detail_provider(self.provider.clone())
+            .ftps_manual::<std::path::PathBuf>(self.tls.clone())
+            .ftps_required(FtpsRequired::All, FtpsRequired::All)
+            .passive_ports(self.config.passive.port_min..=self.config.passive.port_max)
+            .passive_host(self.passive_host.clone())
+            .idle_session_timeout(self.config.idle_timeout_seconds)
+            .greeting(self.greeting)
+            .metrics()
+            .notify_data(TransferLog)
+            .notify_presence(TransferLog)
+            .build()
+    }
+}
+
+/// Tells a client over the limit why it is turned away, then closes.
+async fn refuse(mut stream: TcpStream) {
+    let _ = stream
+        .write_all(b"421 Too many sessions, try again later.\r\n")
+        .await;
+    let _ = stream.shutdown().await;
+}

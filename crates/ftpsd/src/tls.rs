@@ -1,0 +1,139 @@
+//! The rustls server configuration shared by every control and data
+//! connection: TLS 1.2 and 1.3, one certificate, and session resumption
+//! (session IDs and tickets) so that a data connection can resume the control
+//! connection's session, as FileZilla and curl do.
+
+use crate::config::{TlsConfig, TlsVersion};
+use rustls::ServerConfig;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::StoresServerSessions;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+/// Errors building the TLS configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("cannot read certificate {path}: {source}")]
+    Cert {
+        path: String,
+        source: rustls::pki_types::pem::Error,
+    },
+    #[error("certificate file {0} holds no certificate")]
+    NoCert(String),
+    #[error("cannot read private key {path}: {source}")]
+    Key {
+        path: String,
+        source: rustls::pki_types::pem::Error,
+    },
+    #[error("TLS setup: {0}")]
+    Rustls(#[from] rustls::Error),
+}
+
+/// Builds the configuration from the PEM files named in `config`.
+pub fn server_config(config: &TlsConfig) -> Result<Arc<ServerConfig>, TlsError> {
+    let cert_path = config.cert.display().to_string();
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&config.cert)
+        .and_then(|iter| iter.collect::<Result<_, _>>())
+        .map_err(|source| TlsError::Cert {
+            path: cert_path.clone(),
+            source,
+        })?;
+    if certs.is_empty() {
+        return Err(TlsError::NoCert(cert_path));
+    }
+    let key = PrivateKeyDer::from_pem_file(&config.key).map_err(|source| TlsError::Key {
+        path: config.key.display().to_string(),
+        source,
+    })?;
+
+    let versions: &[&rustls::SupportedProtocolVersion] = match config.min_version {
+        TlsVersion::V1_2 => &[&rustls::version::TLS13, &rustls::version::TLS12],
+        TlsVersion::V1_3 => &[&rustls::version::TLS13],
+    };
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut server = ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(versions)?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)?;
+    server.session_storage = SessionCache::new(4096);
+    server.ticketer = rustls::crypto::ring::Ticketer::new()?;
+    Ok(Arc::new(server))
+}
+
+/// Server-side session store whose `take` leaves the session in place.
+///
+/// rustls' own cache removes a session when it is resumed, so only the first
+/// data connection of a control session could resume it; FTP clients resume
+/// the same session for every transfer. Oldest entries go first when full.
+#[derive(Debug)]
+struct SessionCache {
+    capacity: usize,
+    inner: Mutex<Sessions>,
+}
+
+/// Sessions by key, and keys oldest first.
+type Sessions = (HashMap<Vec<u8>, Vec<u8>>, VecDeque<Vec<u8>>);
+
+impl SessionCache {
+    fn new(capacity: usize) -> Arc<Self> {
+        Arc::new(Self {
+            capacity,
+            inner: Mutex::new((HashMap::new(), VecDeque::new())),
+        })
+    }
+}
+
+impl StoresServerSessions for SessionCache {
+    fn put(&self, key: Vec<u8>, value: Vec<u8>) -> bool {
+        let mut guard = self
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (map, order) = &mut *guard;
+        if map.insert(key.clone(), value).is_none() {
+            order.push_back(key);
+            while order.len() > self.capacity {
+                if let Some(old) = order.pop_front() {
+                    map.remove(&old);
+                }
+            }
+        }
+        true
+    }
+
+    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .0
+            .get(key)
+            .cloned()
+    }
+
+    fn take(&self, key: &[u8]) -> Option<Vec<u8>> {
+        self.get(key)
+    }
+
+    fn can_cache(&self) -> bool {
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn session_cache_keeps_taken_sessions_and_is_bounded() {
+        let cache = SessionCache::new(2);
+        cache.put(b"a".to_vec(), b"1".to_vec());
+        assert_eq!(cache.take(b"a"), Some(b"1".to_vec()));
+        assert_eq!(cache.take(b"a"), Some(b"1".to_vec()));
+        cache.put(b"b".to_vec(), b"2".to_vec());
+        cache.put(b"c".to_vec(), b"3".to_vec());
+        assert_eq!(cache.get(b"a"), None);
+        assert_eq!(cache.get(b"c"), Some(b"3".to_vec()));
+    }
+}
