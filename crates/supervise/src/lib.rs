@@ -43,3 +43,144 @@
 //! `VAR` or, if `VAR_FILE` is set, the contents of that file (one trailing
 //! newline removed). A placeholder with no value is an error naming the file,
 //! the line and the variable.
+//!
+//! Behaviour, in short:
+//! - Programs start in `after` order; one waits until everything in its
+//!   `after` is ready (a service: its `ready` check passes, or it has
+//!   started when it has none; a oneshot: it has exited 0). A `ready` check
+//!   is retried every 100 ms for `ready_timeout_seconds` (optional, 120).
+//! - Each program runs in its own process group, stdin `/dev/null`, stdout
+//!   and stderr passed through line by line as `name | line` on supervise's
+//!   stdout and stderr. Lines that cannot be queued because nobody reads
+//!   supervise's output are dropped and counted, never blocking a program.
+//!   supervise's own lines start with `supervise | `.
+//! - A service that exits (any status), a oneshot that fails, a program
+//!   that cannot start or never becomes ready: supervise stops the rest and
+//!   exits 1. SIGTERM/SIGINT: stops everything, exits 0. SIGHUP/SIGQUIT are
+//!   forwarded to every running program's group.
+//! - Stop: each running program's group gets the signal in reverse start
+//!   order and is waited for; `grace_seconds` is shared by the whole stop,
+//!   after which what is left gets SIGKILL.
+//! - Every zombie is reaped, adopted orphans included: as PID 1, or as a
+//!   child subreaper when started as any other pid.
+//! - `GET /healthz`: 200 while nothing has ended or failed and supervise is
+//!   not stopping, else 503. `GET /readyz`: 200 once every program is ready
+//!   and healthy. Body: `{"healthy", "ready", "stopping", "programs": [{"name",
+//!   "kind", "state", "ready", "pid", "restarts", "uptime_seconds"}]}`;
+//!   `restarts` is `$SUPERVISE_RESTARTS` (0 when unset): supervise never
+//!   restarts a program itself, the container is restarted instead.
+
+pub mod config;
+pub mod health;
+pub mod output;
+pub mod process;
+pub mod readiness;
+pub mod supervisor;
+pub mod template;
+
+use std::path::Path;
+use std::time::Duration;
+
+pub use config::{Config, ConfigError};
+pub use template::TemplateError;
+
+/// Why supervise could not start (nothing was started).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    #[error("{config}: program {program:?}: {message}")]
+    User {
+        config: std::path::PathBuf,
+        program: String,
+        message: String,
+    },
+    #[error("health endpoint {addr}: cannot listen: {source}")]
+    Listen {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot start the runtime: {0}")]
+    Runtime(#[from] std::io::Error),
+}
+
+/// Validates the config at `path` without starting anything; with
+/// `render`, also renders every template in memory (needs the variables).
+/// Returns a one-line summary.
+pub fn check_config(path: &Path, render: bool) -> Result<String, Error> {
+    let config = Config::load(path)?;
+    if render {
+        template::render_all(&config.templates, &template::Environment)?;
+    }
+    let order = config.start_order().unwrap_or_default();
+    let names: Vec<&str> = order
+        .iter()
+        .map(|&i| config.programs[i].name.as_str())
+        .collect();
+    Ok(format!(
+        "{}: ok: {} program(s), start order {}; {} template(s)",
+        path.display(),
+        names.len(),
+        names.join(", "),
+        config.templates.len()
+    ))
+}
+
+/// Runs supervise with the config at `path`; returns the exit code.
+pub fn run(path: &Path) -> Result<i32, Error> {
+    let config = Config::load(path)?;
+    let credentials = config
+        .programs
+        .iter()
+        .map(|p| {
+            p.user
+                .as_deref()
+                .map(process::Credentials::lookup)
+                .transpose()
+                .map_err(|message| Error::User {
+                    config: path.to_owned(),
+                    program: p.name.clone(),
+                    message,
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let rendered = template::render_all(&config.templates, &template::Environment)?;
+
+    // One thread: the reaper and every spawn run on it, so a child is always
+    // registered before its exit can be reaped (see `process`).
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind(config.health.listen))
+        .map_err(|source| Error::Listen {
+            addr: config.health.listen,
+            source,
+        })?;
+    template::write_all(&rendered)?;
+
+    if nix::unistd::getpid().as_raw() != 1 {
+        // Orphans of our programs are re-parented to us, not to init.
+        if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
+            eprintln!("supervise | cannot become a child subreaper: {e}");
+        }
+    }
+    let (output, writer) = output::start();
+    let _ = tracing_subscriber::fmt()
+        .with_writer(output::LogWriter(output.clone()))
+        .with_ansi(false)
+        .with_target(false)
+        .without_time()
+        .try_init();
+    let code = runtime.block_on(supervisor::supervise(
+        config,
+        credentials,
+        output.clone(),
+        listener,
+    ))?;
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    writer.finish(output, Duration::from_secs(2));
+    Ok(code)
+}
