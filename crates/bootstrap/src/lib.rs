@@ -1,1 +1,62 @@
-//! bootstrap (to be written).
+//! `bootstrap`: one-shot seeding of a fresh ft_services stack.
+//!
+//! Started by `supervise` as a `oneshot` at every container start, in the pod
+//! that owns the thing it seeds; a second run changes nothing that is already
+//! right and fixes what is not. Every secret is read from a file (a mounted
+//! Kubernetes Secret, `/run/secrets/<secret>/<key>`); a missing or empty one
+//! is an error naming the file.
+//!
+//! | subcommand | pod | reads | writes |
+//! |---|---|---|---|
+//! | `mysql` | mysql | `ft-mysql/*-password` | database `wordpress`, accounts `wordpress`, `phpmyadmin`, `collect` ([`mysql`]) |
+//! | `influxdb` | influxdb | `ft-influxdb/*-password` | database `metrics`, users `admin`, `collect`, `grafana` ([`influxdb`]) |
+//! | `wordpress` | wordpress | `ft-wordpress/admin-password`, `ft-wordpress/users`, `ft-mysql/wordpress-password` | WordPress install (its own installer) and users ([`wordpress`]) |
+//! | `grafana` | grafana | `ft-influxdb/grafana-password` | provisioning files: data source, dashboard provider, one dashboard per service ([`grafana`]) |
+//!
+//! Peers that are still starting are retried until a deadline, then the
+//! program exits non-zero with the last error.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub mod deadline;
+pub mod influxdb;
+pub mod mysql;
+pub mod secret;
+
+/// Everything that can stop a bootstrap run.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot read secret {}: {source}", path.display())]
+    SecretRead {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("secret {} is empty", path.display())]
+    SecretEmpty { path: PathBuf },
+    #[error("{what} not reachable within {waited:?}; last error: {last}")]
+    Unreachable {
+        what: String,
+        waited: Duration,
+        last: String,
+    },
+    #[error("MySQL: {0}")]
+    Mysql(#[from] mysql_async::Error),
+    #[error("InfluxDB: {0}")]
+    Influx(String),
+    #[error("{}: line {line}: {reason}", path.display())]
+    UsersLine {
+        path: PathBuf,
+        line: usize,
+        reason: String,
+    },
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("WordPress: {0}")]
+    Wordpress(String),
+}

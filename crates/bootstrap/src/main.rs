@@ -1,3 +1,113 @@
-fn main() -> anyhow::Result<()> {
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use bootstrap::{influxdb, mysql, secret};
+use clap::{Parser, Subcommand};
+
+/// One-shot seeding of the ft_services stack (see the crate docs).
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Cli {
+    /// How long to wait for a server that is still starting.
+    #[arg(long, env = "BOOTSTRAP_TIMEOUT", default_value = "60s", value_parser = parse_duration, global = true)]
+    timeout: Duration,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Database `wordpress` and accounts wordpress, phpmyadmin, collect.
+    Mysql(MysqlArgs),
+    /// Database `metrics` and users admin, collect, grafana.
+    Influxdb(InfluxArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct MysqlArgs {
+    /// Unix socket of MariaDB; used unless --host is given.
+    #[arg(long, env = "MYSQL_SOCKET", default_value = "/run/mysqld/mysqld.sock")]
+    socket: PathBuf,
+    /// Connect over TCP to this host instead of the socket.
+    #[arg(long, env = "MYSQL_HOST")]
+    host: Option<String>,
+    #[arg(long, env = "MYSQL_PORT", default_value_t = 3306)]
+    port: u16,
+    /// Directory holding root-password, wordpress-password, phpmyadmin-password, collect-password.
+    #[arg(long, env = "MYSQL_SECRETS", default_value = "/run/secrets/ft-mysql")]
+    secrets: PathBuf,
+    /// Leave root's authentication alone even if root-password exists.
+    #[arg(long)]
+    keep_root_auth: bool,
+}
+
+#[derive(Debug, clap::Args)]
+struct InfluxArgs {
+    #[arg(long, env = "INFLUXDB_URL", default_value = "http://127.0.0.1:8086")]
+    url: String,
+    /// Directory holding admin-password, collect-password, grafana-password.
+    #[arg(
+        long,
+        env = "INFLUXDB_SECRETS",
+        default_value = "/run/secrets/ft-influxdb"
+    )]
+    secrets: PathBuf,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = n.parse().map_err(|_| format!("not a duration: {s}"))?;
+    match unit {
+        "" | "s" => Ok(Duration::from_secs(n)),
+        "ms" => Ok(Duration::from_millis(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        _ => Err(format!("unknown unit in {s} (use ms, s or m)")),
+    }
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Mysql(a) => {
+            let server = match a.host {
+                Some(host) => mysql::Server::Tcp { host, port: a.port },
+                None => mysql::Server::Socket(a.socket),
+            };
+            let root_file = a.secrets.join("root-password");
+            let root_password = if a.keep_root_auth || !root_file.exists() {
+                None
+            } else {
+                Some(secret::read(&root_file)?)
+            };
+            let seed = mysql::Seed {
+                server,
+                root_password,
+                wordpress_password: secret::read(&a.secrets.join("wordpress-password"))?,
+                phpmyadmin_password: secret::read(&a.secrets.join("phpmyadmin-password"))?,
+                collect_password: secret::read(&a.secrets.join("collect-password"))?,
+                timeout: cli.timeout,
+            };
+            mysql::seed(&seed).await.context("bootstrap mysql")?;
+        }
+        Command::Influxdb(a) => {
+            let seed = influxdb::Seed {
+                url: a.url,
+                admin_password: secret::read(&a.secrets.join("admin-password"))?,
+                collect_password: secret::read(&a.secrets.join("collect-password"))?,
+                grafana_password: secret::read(&a.secrets.join("grafana-password"))?,
+                timeout: cli.timeout,
+            };
+            influxdb::seed(&seed).await.context("bootstrap influxdb")?;
+        }
+    }
+    tracing::info!("done");
     Ok(())
 }

@@ -254,6 +254,16 @@ pub struct Influxdb {
 
 impl Influxdb {
     pub fn start() -> Result<Self, Error> {
+        Self::start_configured(false)
+    }
+
+    /// Like [`Influxdb::start`], with `auth-enabled = true`: a fresh server
+    /// has no user and accepts only the creation of the first admin.
+    pub fn start_with_auth() -> Result<Self, Error> {
+        Self::start_configured(true)
+    }
+
+    fn start_configured(auth: bool) -> Result<Self, Error> {
         let dir = tempfile::Builder::new()
             .prefix("testbed-influxdb-")
             .tempdir()
@@ -266,7 +276,7 @@ impl Influxdb {
              bind-address = \"127.0.0.1:{rpc_port}\"\n\
              [meta]\n  dir = \"{d}/meta\"\n\
              [data]\n  dir = \"{d}/data\"\n  wal-dir = \"{d}/wal\"\n  query-log-enabled = false\n\
-             [http]\n  bind-address = \"127.0.0.1:{http_port}\"\n  log-enabled = false\n\
+             [http]\n  bind-address = \"127.0.0.1:{http_port}\"\n  log-enabled = false\n  auth-enabled = {auth}\n\
              [monitor]\n  store-enabled = false\n",
             d = d.display()
         );
