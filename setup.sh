@@ -1,0 +1,542 @@
+#!/usr/bin/env bash
+# Brings the ft_services stack up on minikube, and down again.
+#
+#   ./setup.sh [up]            start minikube if needed, enable MetalLB and the
+#                              dashboard, build the images, generate secrets
+#                              (once), apply k8s/, wait for every rollout, print
+#                              the URLs
+#   ./setup.sh down [--purge]  remove the stack; the volumes (MySQL, InfluxDB,
+#                              FTPS data) are kept unless --purge
+#   ./setup.sh status          each service: type, address:ports, readiness
+#   ./setup.sh credentials     the logins, read from the secrets folder
+#   ./setup.sh secrets         only generate the secret files (idempotent: what
+#                              exists is kept) for the address LB_IP; no cluster
+#                              needed, only openssl and ssh-keygen
+#
+# Environment:
+#   MINIKUBE_DRIVER   minikube driver when minikube has to be started (docker)
+#   LB_IP             the one MetalLB address of every LoadBalancer Service;
+#                     default: minikube's network with host number 240
+#                     (192.168.49.2 -> 192.168.49.240); required by `secrets`
+#   SECRETS_DIR       where secrets are generated and kept (.secrets, git-ignored)
+#   ROLLOUT_TIMEOUT   seconds to wait for every Deployment to be ready (600)
+#
+# Secrets layout: SECRETS_DIR/<secret>/<key> for each Kubernetes Secret of
+# docs/contract.md (ft-tls, ft-mysql, ...), applied as-is; SECRETS_DIR/local/
+# holds what never goes into the cluster: the CA key, the SSH login key and the
+# plain passwords whose Secrets carry only hashes.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+SECRETS_DIR=${SECRETS_DIR:-$ROOT/.secrets}
+ROLLOUT_TIMEOUT=${ROLLOUT_TIMEOUT:-600}
+MINIKUBE_DRIVER=${MINIKUBE_DRIVER:-docker}
+
+NAMESPACE=ft-services
+# Images are tagged with this fixed tag and never pulled.
+IMAGE_TAG=ft-services
+BUILDER_IMAGE=ft-build:latest
+SERVICES=(nginx wordpress phpmyadmin mysql influxdb grafana ftps)
+SECRETS=(ft-tls ft-mysql ft-influxdb ft-wordpress ft-ftps ft-ssh ft-grafana)
+# The address committed in k8s/lb.env and k8s/metallb/*.yaml; replaced by the
+# real one in the copy that is applied.
+PLACEHOLDER_IP=192.168.49.240
+# Host number of the MetalLB address inside minikube's network: far above the
+# addresses the docker driver hands to nodes (.2, .3, ...) and its gateway (.1).
+LB_HOST_NUMBER=240
+# Label on every image: hash of the files it is built from.
+INPUTS_LABEL=org.ft-services.inputs
+FTPS_ITERATIONS=100000
+
+say() { printf '==> %s\n' "$*"; }
+warn() { printf 'warning: %s\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+usage() {
+  sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"
+}
+
+# --- prerequisites ----------------------------------------------------------
+
+# Prints one message per missing tool and fails if any is missing.
+require() {
+  local missing=0 tool
+  for tool in "$@"; do
+    command -v "$tool" >/dev/null 2>&1 && continue
+    missing=1
+    case $tool in
+      minikube) echo "error: minikube is not installed: install minikube (a local Kubernetes) and run ./setup.sh again" >&2 ;;
+      docker) echo "error: docker is not installed: install the Docker CLI (and Docker Engine for the docker driver)" >&2 ;;
+      kubectl) echo "error: kubectl is not installed: install kubectl, the Kubernetes command-line client" >&2 ;;
+      openssl) echo "error: openssl is not installed: it generates the TLS certificates and passwords (OpenSSL 3)" >&2 ;;
+      ssh-keygen) echo "error: ssh-keygen is not installed: it generates the SSH keys (package openssh-client)" >&2 ;;
+      *) echo "error: $tool is not installed" >&2 ;;
+    esac
+  done
+  ((missing == 0)) || exit 2
+}
+
+require_docker_engine() {
+  [[ $MINIKUBE_DRIVER == docker ]] || return 0
+  docker info >/dev/null 2>&1 \
+    || { echo "error: Docker Engine is not running (or not reachable by this user): minikube's docker driver needs it" >&2; exit 2; }
+}
+
+# --- secrets ----------------------------------------------------------------
+
+random_password() {
+  local raw
+  raw=$(openssl rand -base64 33)
+  raw=${raw//[^A-Za-z0-9]/}
+  printf '%s' "${raw:0:24}"
+}
+
+# Writes stdin to $1 unless it exists: generated values are never replaced.
+keep_or_write() {
+  local file=$1
+  if [[ -s $file ]]; then
+    cat >/dev/null
+  else
+    cat >"$file.tmp" && mv "$file.tmp" "$file"
+  fi
+}
+
+password_file() {
+  [[ -s $1 ]] || random_password | keep_or_write "$1"
+}
+
+# ftpsd's users-file hash: $pbkdf2-sha256$i=N$<salt>$<key>, standard base64
+# without padding (see crates/ftpsd/src/users.rs).
+ftps_hash() {
+  local password=$1 tmp salt_hex salt key
+  tmp=$(mktemp -d)
+  openssl rand 16 >"$tmp/salt"
+  salt_hex=$(od -An -tx1 -v "$tmp/salt" | tr -d ' \n')
+  salt=$(openssl base64 -A <"$tmp/salt")
+  key=$(openssl kdf -keylen 32 -kdfopt digest:SHA256 -kdfopt "pass:$password" -kdfopt "hexsalt:$salt_hex" \
+    -kdfopt "iter:$FTPS_ITERATIONS" -binary PBKDF2 | openssl base64 -A)
+  rm -rf "$tmp"
+  printf '%s' "\$pbkdf2-sha256\$i=$FTPS_ITERATIONS\$${salt%%=*}\$${key%%=*}"
+}
+
+# CA (kept in local/) and one server certificate for the address and every
+# Service name; the certificate is made again when the address changes.
+generate_tls() {
+  local ip=$1 dir=$SECRETS_DIR/ft-tls local=$SECRETS_DIR/local
+  if [[ ! -s $local/ca.key || ! -s $dir/ca.crt ]]; then
+    openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$local/ca.key" 2>/dev/null
+    openssl req -x509 -new -key "$local/ca.key" -sha256 -days 3650 -subj "/O=ft_services/CN=ft_services CA" \
+      -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+      -out "$dir/ca.crt"
+    rm -f "$dir/tls.crt"
+  fi
+  if [[ -s $dir/tls.crt && -s $dir/tls.key && "$(cat "$local/tls-address" 2>/dev/null)" == "$ip" ]]; then
+    return 0
+  fi
+  local san="IP:$ip,IP:127.0.0.1,DNS:localhost" svc
+  for svc in "${SERVICES[@]}"; do
+    san+=",DNS:$svc,DNS:$svc.$NAMESPACE,DNS:$svc.$NAMESPACE.svc,DNS:$svc.$NAMESPACE.svc.cluster.local"
+  done
+  local tmp
+  tmp=$(mktemp -d)
+  openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$tmp/tls.key" 2>/dev/null
+  openssl req -new -key "$tmp/tls.key" -subj "/O=ft_services/CN=$ip" -out "$tmp/tls.csr"
+  printf '%s\n' "subjectAltName=$san" "basicConstraints=critical,CA:FALSE" \
+    "keyUsage=critical,digitalSignature,keyEncipherment" "extendedKeyUsage=serverAuth" >"$tmp/ext"
+  openssl x509 -req -in "$tmp/tls.csr" -CA "$dir/ca.crt" -CAkey "$local/ca.key" -set_serial "0x$(openssl rand -hex 16)" \
+    -days 825 -sha256 -extfile "$tmp/ext" -out "$tmp/tls.crt" 2>/dev/null
+  mv "$tmp/tls.key" "$dir/tls.key"
+  mv "$tmp/tls.crt" "$dir/tls.crt"
+  printf '%s\n' "$ip" >"$local/tls-address"
+  rm -rf "$tmp"
+}
+
+generate_ssh() {
+  local ip=$1 dir=$SECRETS_DIR/ft-ssh local=$SECRETS_DIR/local
+  if [[ ! -s $local/id_ed25519 ]]; then
+    rm -f "$local/id_ed25519.pub"
+    ssh-keygen -q -t ed25519 -N '' -C "ft@ft_services" -f "$local/id_ed25519"
+  fi
+  cp "$local/id_ed25519.pub" "$dir/authorized_keys"
+  if [[ ! -s $dir/ssh_host_ed25519_key ]]; then
+    rm -f "$local/ssh_host_ed25519_key.pub"
+    ssh-keygen -q -t ed25519 -N '' -C "nginx" -f "$local/ssh_host_ed25519_key"
+    mv "$local/ssh_host_ed25519_key" "$dir/ssh_host_ed25519_key"
+  fi
+  # Lets `ssh -o UserKnownHostsFile=...` check the host key from the first login.
+  printf '%s %s\n' "$ip" "$(cut -d' ' -f1,2 "$local/ssh_host_ed25519_key.pub")" >"$local/known_hosts"
+  password_file "$local/ssh-password"
+  [[ -s $dir/password-hash ]] || openssl passwd -6 -stdin <"$local/ssh-password" | tr -d '\n' | keep_or_write "$dir/password-hash"
+}
+
+generate_wordpress_users() {
+  local dir=$SECRETS_DIR/ft-wordpress
+  password_file "$dir/admin-password"
+  [[ -s $dir/users ]] && return 0
+  {
+    echo "# login:role:email:password (generated by setup.sh)"
+    printf 'admin:administrator:admin@ft-services.test:%s\n' "$(cat "$dir/admin-password")"
+    local user
+    for user in editor author contributor subscriber; do
+      printf '%s:%s:%s@ft-services.test:%s\n' "$user" "$user" "$user" "$(random_password)"
+    done
+  } | keep_or_write "$dir/users"
+}
+
+generate_ftps_users() {
+  local dir=$SECRETS_DIR/ft-ftps local=$SECRETS_DIR/local
+  password_file "$local/ftps-password"
+  [[ -s $dir/users ]] && return 0
+  {
+    echo "# name:hash (generated by setup.sh; the password is in local/ftps-password)"
+    printf 'ft:%s\n' "$(ftps_hash "$(cat "$local/ftps-password")")"
+  } | keep_or_write "$dir/users"
+}
+
+# Every secret file of docs/contract.md; existing ones are kept.
+generate_secrets() {
+  local ip=$1 name
+  require openssl ssh-keygen
+  [[ $ip =~ ^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+$ ]] || die "LB_IP must be an IPv4 address, got '$ip'"
+  (
+    umask 077
+    mkdir -p "$SECRETS_DIR/local"
+    for name in "${SECRETS[@]}"; do mkdir -p "$SECRETS_DIR/$name"; done
+    for name in root wordpress phpmyadmin collect; do password_file "$SECRETS_DIR/ft-mysql/$name-password"; done
+    for name in admin collect grafana; do password_file "$SECRETS_DIR/ft-influxdb/$name-password"; done
+    password_file "$SECRETS_DIR/ft-grafana/admin-password"
+    generate_tls "$ip"
+    generate_ssh "$ip"
+    generate_wordpress_users
+    generate_ftps_users
+  )
+}
+
+# --- cluster ----------------------------------------------------------------
+
+minikube_running() {
+  [[ "$(minikube status --format '{{.Host}} {{.APIServer}}' 2>/dev/null || true)" == "Running Running" ]]
+}
+
+start_minikube() {
+  if minikube_running; then
+    say "minikube is running"
+  else
+    say "starting minikube (driver $MINIKUBE_DRIVER)"
+    minikube start --driver="$MINIKUBE_DRIVER"
+  fi
+  say "enabling the metallb and dashboard add-ons"
+  minikube addons enable metallb >/dev/null
+  minikube addons enable dashboard >/dev/null
+}
+
+# The MetalLB address: LB_IP, or minikube's network with host number 240.
+choose_lb_ip() {
+  if [[ -n ${LB_IP:-} ]]; then
+    printf '%s' "$LB_IP"
+    return
+  fi
+  local node
+  node=$(minikube ip)
+  [[ $node =~ ^([0-9]+\.[0-9]+\.[0-9]+)\.([0-9]+)$ ]] || die "unexpected 'minikube ip': $node"
+  if [[ ${BASH_REMATCH[2]} == "$LB_HOST_NUMBER" ]]; then
+    die "minikube's node has the address $node: set LB_IP to another free address of its network"
+  fi
+  printf '%s.%s' "${BASH_REMATCH[1]}" "$LB_HOST_NUMBER"
+}
+
+# A pool of exactly one address, in both MetalLB configuration styles.
+configure_metallb() {
+  local ip=$1
+  say "MetalLB: pool of one address, $ip"
+  sed "s/${PLACEHOLDER_IP//./\\.}/$ip/g" "$ROOT/k8s/metallb/legacy.yaml" | kubectl apply -f - >/dev/null
+  if kubectl get crd ipaddresspools.metallb.io >/dev/null 2>&1; then
+    # The resources are checked by MetalLB's webhook: its controller must run.
+    kubectl -n metallb-system rollout status deployment/controller --timeout=180s >/dev/null
+    sed "s/${PLACEHOLDER_IP//./\\.}/$ip/g" "$ROOT/k8s/metallb/pool.yaml" | kubectl apply -f - >/dev/null
+  fi
+}
+
+# --- images -----------------------------------------------------------------
+
+sha256() {
+  if command -v sha256sum >/dev/null 2>&1; then sha256sum; else shasum -a 256; fi
+}
+
+# Hash of the named files and folders (paths and contents) under ROOT, plus
+# any extra words; what an image is built from.
+inputs_hash() {
+  local extra=$1
+  shift
+  {
+    printf '%s\n' "$extra"
+    (cd "$ROOT" && find "$@" -type f ! -path '*/target/*' -print0 | LC_ALL=C sort -z | xargs -0 cat -- | sha256)
+    (cd "$ROOT" && find "$@" -type f ! -path '*/target/*' | LC_ALL=C sort)
+  } | sha256 | cut -c1-16
+}
+
+# Builds an image unless one with the same inputs label exists.
+build_image() {
+  local image=$1 dockerfile=$2 hash=$3 current
+  [[ -f $ROOT/$dockerfile ]] || die "$dockerfile not found"
+  current=$(docker image inspect -f "{{ index .Config.Labels \"$INPUTS_LABEL\" }}" "$image" 2>/dev/null || true)
+  if [[ $current == "$hash" ]]; then
+    say "image $image is up to date"
+    return
+  fi
+  say "building $image"
+  (cd "$ROOT" && docker build --label "$INPUTS_LABEL=$hash" -t "$image" -f "$dockerfile" .)
+}
+
+# Builds the builder, then every service image, into minikube's Docker.
+# Sets IMAGE_HASHES[service] for the pod annotations.
+declare -A IMAGE_HASHES=()
+build_images() {
+  local docker_env svc builder_hash
+  docker_env=$(minikube docker-env --shell bash)
+  eval "$docker_env"
+  builder_hash=$(inputs_hash builder Cargo.toml Cargo.lock crates docker/build)
+  build_image "$BUILDER_IMAGE" docker/build/Dockerfile "$builder_hash"
+  for svc in "${SERVICES[@]}"; do
+    IMAGE_HASHES[$svc]=$(inputs_hash "$builder_hash" "docker/$svc")
+    build_image "$svc:$IMAGE_TAG" "docker/$svc/Dockerfile" "${IMAGE_HASHES[$svc]}"
+  done
+}
+
+# --- apply ------------------------------------------------------------------
+
+apply_secrets() {
+  local name
+  for name in "${SECRETS[@]}"; do
+    kubectl -n "$NAMESPACE" create secret generic "$name" --from-file="$SECRETS_DIR/$name" --dry-run=client -o yaml \
+      | kubectl apply -f - >/dev/null
+  done
+}
+
+# Applies a copy of k8s/ with the real address, and pod annotations that
+# change (and so roll the pod) exactly when its image or the secrets change.
+apply_stack() {
+  local ip=$1 work svc secrets_hash
+  work=$(mktemp -d)
+  cp -R "$ROOT/k8s" "$work/k8s"
+  printf 'LB_IP=%s\n' "$ip" >"$work/k8s/lb.env"
+  secrets_hash=$(inputs_hash "" "${SECRETS[@]/#/${SECRETS_DIR#"$ROOT"/}/}")
+  {
+    echo "apiVersion: kustomize.config.k8s.io/v1beta1"
+    echo "kind: Kustomization"
+    echo "resources: [k8s]"
+    echo "patches:"
+    for svc in "${SERVICES[@]}"; do
+      cat <<EOF
+- patch: |-
+    apiVersion: apps/v1
+    kind: Deployment
+    metadata: {name: $svc, namespace: $NAMESPACE}
+    spec:
+      template:
+        metadata:
+          annotations:
+            ft-services/image-inputs: "${IMAGE_HASHES[$svc]}"
+            ft-services/secrets: "$secrets_hash"
+EOF
+    done
+  } >"$work/kustomization.yaml"
+  say "applying k8s/ (namespace $NAMESPACE)"
+  kubectl apply -f "$ROOT/k8s/namespace.yaml" >/dev/null
+  apply_secrets
+  kubectl apply -k "$work" >/dev/null
+  rm -rf "$work"
+}
+
+# One progress line until every Deployment is rolled out and ready.
+wait_for_rollout() {
+  local deadline=$((SECONDS + ROLLOUT_TIMEOUT)) line name gen observed want updated ready available
+  local waiting last="" svc
+  local -A done_=()
+  while :; do
+    done_=()
+    while IFS=' ' read -r name gen observed want updated ready available; do
+      [[ -n $name ]] || continue
+      if [[ ${observed:-0} -ge $gen && ${updated:-0} -eq $want && ${ready:-0} -eq $want && ${available:-0} -eq $want ]]; then
+        done_[$name]=1
+      fi
+    done < <(kubectl -n "$NAMESPACE" get deployments -o \
+      jsonpath='{range .items[*]}{.metadata.name} {.metadata.generation} {.status.observedGeneration} {.spec.replicas} {.status.updatedReplicas} {.status.readyReplicas} {.status.availableReplicas}{"\n"}{end}')
+    waiting=()
+    for svc in "${SERVICES[@]}"; do
+      [[ -n ${done_[$svc]:-} ]] || waiting+=("$svc")
+    done
+    line="rollout: $((${#SERVICES[@]} - ${#waiting[@]}))/${#SERVICES[@]} ready"
+    ((${#waiting[@]})) && line+=", waiting for ${waiting[*]}"
+    if [[ -t 1 ]]; then
+      printf '\r\033[K%s (%ds)' "$line" "$((ROLLOUT_TIMEOUT - deadline + SECONDS))"
+    elif [[ $line != "$last" ]]; then
+      printf '%s\n' "$line"
+    fi
+    last=$line
+    ((${#waiting[@]})) || break
+    if ((SECONDS >= deadline)); then
+      [[ -t 1 ]] && echo
+      kubectl -n "$NAMESPACE" get pods >&2 || true
+      die "not ready after ${ROLLOUT_TIMEOUT}s: ${waiting[*]} (see kubectl -n $NAMESPACE describe pod)"
+    fi
+    sleep 2
+  done
+  [[ -t 1 ]] && echo
+  return 0
+}
+
+# `minikube dashboard --url` keeps running (it is the proxy the URL points
+# to): start it in the background once and read the URL from its output.
+dashboard_url() {
+  local log=$SECRETS_DIR/local/dashboard.log pidfile=$SECRETS_DIR/local/dashboard.pid pid url=""
+  pid=$(cat "$pidfile" 2>/dev/null || true)
+  if [[ -z $pid ]] || ! kill -0 "$pid" 2>/dev/null; then
+    nohup minikube dashboard --url >"$log" 2>&1 </dev/null &
+    echo $! >"$pidfile"
+  fi
+  local deadline=$((SECONDS + 60))
+  while ((SECONDS < deadline)); do
+    url=$(grep -Eo 'https?://[^ ]+' "$log" 2>/dev/null | tail -n1 || true)
+    [[ -n $url ]] && break
+    sleep 1
+  done
+  printf '%s' "${url:-not ready yet: run 'minikube dashboard'}"
+}
+
+print_urls() {
+  local ip=$1 rel=${SECRETS_DIR#"$ROOT"/}
+  cat <<EOF
+
+ft_services is up on $ip
+  https://$ip/              nginx (http://$ip/ redirects to it)
+  https://$ip:5050/         WordPress
+  https://$ip:5000/         phpMyAdmin (also https://$ip/phpmyadmin)
+  https://$ip:3000/         Grafana
+  ftps://$ip:21             FTPS (explicit TLS, passive ports 30000-30019)
+  ssh ft@$ip                SSH (key $rel/local/id_ed25519)
+  dashboard                 $(dashboard_url)
+
+TLS certificates are signed by $rel/ft-tls/ca.crt.
+Logins: ./setup.sh credentials (files in $rel/)
+EOF
+}
+
+cmd_up() {
+  require minikube docker kubectl openssl ssh-keygen
+  require_docker_engine
+  start_minikube
+  local ip
+  ip=$(choose_lb_ip)
+  say "secrets in $SECRETS_DIR"
+  generate_secrets "$ip"
+  configure_metallb "$ip"
+  build_images
+  apply_stack "$ip"
+  wait_for_rollout
+  print_urls "$ip"
+}
+
+cmd_down() {
+  local purge=0
+  case ${1:-} in
+    --purge) purge=1 ;;
+    "") ;;
+    *) die "unknown option for down: $1" ;;
+  esac
+  require minikube kubectl
+  local pid
+  pid=$(cat "$SECRETS_DIR/local/dashboard.pid" 2>/dev/null || true)
+  if [[ -n $pid ]]; then kill "$pid" 2>/dev/null || true; fi
+  rm -f "$SECRETS_DIR/local/dashboard.pid"
+  if ! minikube_running; then
+    say "minikube is not running: nothing to remove"
+    return 0
+  fi
+  if ((purge)); then
+    say "removing the stack and its volumes (namespace $NAMESPACE)"
+    kubectl delete namespace "$NAMESPACE" --ignore-not-found --wait=true
+  else
+    say "removing the stack (volumes kept; ./setup.sh down --purge removes them)"
+    kubectl -n "$NAMESPACE" delete deployment,service,networkpolicy,configmap \
+      -l app.kubernetes.io/part-of=ft-services --ignore-not-found --wait=true
+    kubectl -n "$NAMESPACE" delete secret "${SECRETS[@]}" --ignore-not-found
+  fi
+}
+
+cmd_status() {
+  require minikube kubectl
+  minikube_running || die "minikube is not running (./setup.sh up starts it)"
+  local -A ready=() want=()
+  local name replicas readyn type lbip clusterip ports
+  while IFS=' ' read -r name replicas readyn; do
+    [[ -n $name ]] || continue
+    want[$name]=$replicas
+    ready[$name]=${readyn:-0}
+  done < <(kubectl -n "$NAMESPACE" get deployments -o \
+    jsonpath='{range .items[*]}{.metadata.name} {.spec.replicas} {.status.readyReplicas}{"\n"}{end}')
+  printf '%-11s %-13s %-28s %s\n' SERVICE TYPE ADDRESS HEALTH
+  while IFS=$'\t' read -r name type lbip clusterip ports; do
+    [[ -n $name ]] || continue
+    local -a list
+    read -r -a list <<<"$ports"
+    local shown=${list[0]}
+    ((${#list[@]} > 3)) && shown="${list[0]},${list[1]}-${list[-1]}"
+    ((${#list[@]} > 1 && ${#list[@]} <= 3)) && shown=$(IFS=,; echo "${list[*]}")
+    local addr=$clusterip
+    [[ $type == LoadBalancer ]] && addr=${lbip:-pending}
+    local health="not deployed"
+    if [[ -n ${want[$name]:-} ]]; then
+      health="ready ${ready[$name]}/${want[$name]}"
+      if [[ ${ready[$name]} -ge ${want[$name]} && ${want[$name]} -gt 0 ]]; then
+        health+=" (healthy)"
+      else
+        health+=" (NOT READY)"
+      fi
+    fi
+    printf '%-11s %-13s %-28s %s\n' "$name" "$type" "$addr:$shown" "$health"
+  done < <(kubectl -n "$NAMESPACE" get services -o \
+    jsonpath='{range .items[*]}{.metadata.name}{"\t"}{.spec.type}{"\t"}{.status.loadBalancer.ingress[0].ip}{"\t"}{.spec.clusterIP}{"\t"}{.spec.ports[*].port}{"\n"}{end}')
+}
+
+cmd_credentials() {
+  local s=$SECRETS_DIR
+  [[ -s $s/ft-mysql/root-password ]] || die "no secrets in $s yet: run ./setup.sh first"
+  local ip
+  ip=$(cat "$s/local/tls-address" 2>/dev/null || echo "LB_IP")
+  cat <<EOF
+WordPress  https://$ip:5050/wp-login.php   (login:role:email:password)
+$(grep -v '^#' "$s/ft-wordpress/users" | sed 's/^/  /')
+phpMyAdmin https://$ip:5000/   user phpmyadmin   password $(cat "$s/ft-mysql/phpmyadmin-password")
+MySQL      root                password $(cat "$s/ft-mysql/root-password")
+           wordpress           password $(cat "$s/ft-mysql/wordpress-password")
+Grafana    https://$ip:3000/   user admin        password $(cat "$s/ft-grafana/admin-password")
+InfluxDB   admin               password $(cat "$s/ft-influxdb/admin-password")
+FTPS       ftps://$ip:21       user ft           password $(cat "$s/local/ftps-password")
+SSH        ssh -i $s/local/id_ed25519 -o UserKnownHostsFile=$s/local/known_hosts ft@$ip
+           (password login: $(cat "$s/local/ssh-password"))
+CA         $s/ft-tls/ca.crt
+EOF
+}
+
+cmd_secrets() {
+  [[ -n ${LB_IP:-} ]] || die "./setup.sh secrets needs LB_IP (the address the certificate is for)"
+  generate_secrets "$LB_IP"
+  echo "secrets for $LB_IP in $SECRETS_DIR"
+}
+
+main() {
+  local cmd=${1:-up}
+  (($#)) && shift
+  case $cmd in
+    up) cmd_up "$@" ;;
+    down) cmd_down "$@" ;;
+    status) cmd_status "$@" ;;
+    credentials) cmd_credentials "$@" ;;
+    secrets) cmd_secrets "$@" ;;
+    -h | --help | help) usage ;;
+    *) usage >&2; exit 64 ;;
+  esac
+}
+
+main "$@"
