@@ -28,9 +28,13 @@ pub enum Stream {
 }
 
 #[derive(Debug)]
-struct Line {
-    stream: Stream,
-    text: Vec<u8>,
+enum Line {
+    Text {
+        stream: Stream,
+        text: Vec<u8>,
+    },
+    /// Answered once everything queued before it is written.
+    Flush(std::sync::mpsc::Sender<()>),
 }
 
 /// The sending side, cloned by every reader.
@@ -42,15 +46,12 @@ pub struct Output {
 
 /// The writer thread; [`Writer::finish`] flushes what is queued.
 #[derive(Debug)]
-pub struct Writer {
-    done: std::sync::mpsc::Receiver<()>,
-}
+pub struct Writer;
 
 /// Starts the writer thread.
 pub fn start() -> (Output, Writer) {
     let (tx, mut rx) = mpsc::unbounded_channel::<Line>();
     let queued = Arc::new(AtomicUsize::new(0));
-    let (done_tx, done) = std::sync::mpsc::channel();
     let q = queued.clone();
     std::thread::Builder::new()
         .name("output".into())
@@ -58,29 +59,36 @@ pub fn start() -> (Output, Writer) {
             let stdout = std::io::stdout();
             let stderr = std::io::stderr();
             while let Some(line) = rx.blocking_recv() {
-                let len = line.text.len();
-                // A write error (closed stdout) must not stop supervise.
-                let _ = match line.stream {
-                    Stream::Stdout => stdout.lock().write_all(&line.text),
-                    Stream::Stderr => stderr.lock().write_all(&line.text),
+                let (stream, text) = match line {
+                    Line::Text { stream, text } => (stream, text),
+                    Line::Flush(ack) => {
+                        let _ = ack.send(());
+                        continue;
+                    }
                 };
-                q.fetch_sub(len, Ordering::Relaxed);
+                // A write error (closed stdout) must not stop supervise.
+                let _ = match stream {
+                    Stream::Stdout => stdout.lock().write_all(&text),
+                    Stream::Stderr => stderr.lock().write_all(&text),
+                };
+                q.fetch_sub(text.len(), Ordering::Relaxed);
             }
-            let _ = done_tx.send(());
         })
         .map_or_else(
             |e| eprintln!("supervise | cannot start output thread: {e}"),
             |_| (),
         );
-    (Output { tx, queued }, Writer { done })
+    (Output { tx, queued }, Writer)
 }
 
 impl Writer {
     /// Waits until every queued line is written, at most `limit`: a stdout
     /// nobody reads must not keep supervise from exiting.
     pub fn finish(self, output: Output, limit: Duration) {
-        drop(output);
-        let _ = self.done.recv_timeout(limit);
+        let (ack, done) = std::sync::mpsc::channel();
+        if output.tx.send(Line::Flush(ack)).is_ok() {
+            let _ = done.recv_timeout(limit);
+        }
     }
 }
 
@@ -92,7 +100,7 @@ impl Output {
             self.queued.fetch_sub(len, Ordering::Relaxed);
             return false;
         }
-        if self.tx.send(Line { stream, text }).is_err() {
+        if self.tx.send(Line::Text { stream, text }).is_err() {
             self.queued.fetch_sub(len, Ordering::Relaxed);
             return false;
         }

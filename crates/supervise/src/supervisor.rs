@@ -19,6 +19,8 @@ use crate::readiness;
 
 /// Pause between two failed readiness attempts.
 const PROBE_INTERVAL: Duration = Duration::from_millis(100);
+/// How long the output readers get to pass on the last lines at exit.
+const READER_WAIT: Duration = Duration::from_millis(500);
 /// How long SIGKILLed programs get to disappear.
 const KILL_WAIT: Duration = Duration::from_secs(5);
 
@@ -48,6 +50,8 @@ struct Shared {
     events: mpsc::UnboundedSender<Event>,
     /// Bumped whenever a program becomes ready or supervise starts stopping.
     changed: watch::Sender<()>,
+    /// The output readers, waited for briefly at exit so last lines get out.
+    readers: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
 struct Signals {
@@ -106,6 +110,7 @@ pub async fn supervise(
         output,
         events: events_tx,
         changed,
+        readers: Default::default(),
     });
     log_orphans(&shared.children);
 
@@ -144,6 +149,14 @@ pub async fn supervise(
             0
         }
     };
+    // Every group is gone, so the pipes are closed; let the readers finish.
+    let readers = std::mem::take(&mut *shared.readers.lock().unwrap_or_else(|e| e.into_inner()));
+    let _ = tokio::time::timeout(READER_WAIT, async {
+        for r in readers {
+            let _ = r.await;
+        }
+    })
+    .await;
     info!("exiting with status {code}");
     Ok(code)
 }
