@@ -48,3 +48,13 @@
 //!
 //! Timestamps are the start of each gather rounded down to the interval, so
 //! every input's points of one round share one timestamp.
+
+pub mod agent;
+pub mod buffer;
+pub mod config;
+pub mod inputs;
+pub mod line_protocol;
+pub mod output;
+
+pub use agent::run;
+pub use config::Config;

@@ -1,0 +1,554 @@
+//! The TOML config, `/etc/collect.toml` by default.
+//!
+//! Every key is optional and has the default shown; inputs other than
+//! `cgroup`, `net` and `internal` run only when their section is present.
+//! Durations are strings: `"500ms"`, `"10s"`, `"5m"`, `"1h"`.
+//!
+//! ```toml
+//! interval = "10s"          # gather every interval, aligned to the wall clock
+//! service = ""              # tag `service` on every point (e.g. "${SERVICE}" in a supervise template)
+//! pod = ""                  # tag `pod` on every point; empty = the host name
+//!
+//! [tags]                    # extra tags on every point (none by default)
+//! # zone = "a"
+//!
+//! [output]                  # InfluxDB 1.x HTTP API
+//! url = "http://influxdb:8086"
+//! database = "metrics"
+//! username = "collect"      # "" = no authentication
+//! password_file = "/run/secrets/ft-influxdb/collect-password"  # read at start, re-read after a 401
+//! password = ""             # used only when password_file is ""
+//! create_database = true    # CREATE DATABASE at start; refused (403) is fine
+//! timeout = "10s"           # per request
+//! batch_size = 5000         # points per write request
+//! buffer_limit = 0          # points held while InfluxDB is away; 0 = enough for buffer_duration
+//! buffer_duration = "15m"   # with buffer_limit = 0: size the buffer for this long an outage
+//! retry_initial = "1s"      # first back-off after a failed write, doubled up to retry_max
+//! retry_max = "30s"
+//!
+//! [inputs.cgroup]           # the container's own cgroup (v2, else v1)
+//! enabled = true
+//! root = "/sys/fs/cgroup"   # v2: the unified mount; v1: the directory holding memory/, cpuacct/, ...
+//! path = ""                 # cgroup below root ("" = root itself, the container's own under a cgroup namespace)
+//!
+//! [inputs.net]              # /proc/net/dev of the pod's network namespace
+//! enabled = true
+//! proc_net_dev = "/proc/net/dev"
+//! interfaces = []           # [] = every interface but lo
+//! include_lo = false
+//!
+//! [inputs.disk]             # statvfs of mount points (the PVCs)
+//! paths = []
+//!
+//! [inputs.procstat]         # supervised programs, one `procstat` point each
+//! # A bare name matches processes whose name (comm) or executable file
+//! # name equals it; a table may give a pid_file (that process and its
+//! # descendants) or a pattern (substring of the command line) instead.
+//! programs = []             # e.g. ["nginx", "sshd", { name = "php-fpm", pattern = "php-fpm" }]
+//!
+//! [inputs.nginx]
+//! url = "http://127.0.0.1:8080/nginx_status"
+//!
+//! [inputs.phpfpm]
+//! url = "http://127.0.0.1:8080/fpm-status"
+//!
+//! [inputs.mysql]
+//! host = "127.0.0.1"
+//! port = 3306
+//! socket = ""               # a unix socket path instead of host/port
+//! user = "collect"
+//! password_file = "/run/secrets/ft-mysql/collect-password"
+//! password = ""
+//!
+//! [inputs.influxdb]         # InfluxDB's /debug/vars
+//! url = "http://127.0.0.1:8086/debug/vars"
+//! username = ""             # "" = no authentication
+//! password_file = ""
+//! password = ""
+//!
+//! [inputs.prometheus]       # Prometheus text endpoints
+//! urls = []                 # e.g. ["http://127.0.0.1:9902/metrics"]
+//!
+//! [inputs.internal]         # the `internal_collect` point
+//! enabled = true
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+/// A config that could not be used, naming the value at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{path}: `{key}`: {message}")]
+    Invalid {
+        path: PathBuf,
+        key: &'static str,
+        message: String,
+    },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    #[serde(deserialize_with = "duration")]
+    pub interval: Duration,
+    pub service: String,
+    pub pod: String,
+    pub tags: std::collections::BTreeMap<String, String>,
+    pub output: Output,
+    pub inputs: Inputs,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            interval: Duration::from_secs(10),
+            service: String::new(),
+            pod: String::new(),
+            tags: Default::default(),
+            output: Output::default(),
+            inputs: Inputs::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Output {
+    pub url: String,
+    pub database: String,
+    pub username: String,
+    pub password_file: PathBuf,
+    pub password: String,
+    pub create_database: bool,
+    #[serde(deserialize_with = "duration")]
+    pub timeout: Duration,
+    pub batch_size: usize,
+    pub buffer_limit: usize,
+    #[serde(deserialize_with = "duration")]
+    pub buffer_duration: Duration,
+    #[serde(deserialize_with = "duration")]
+    pub retry_initial: Duration,
+    #[serde(deserialize_with = "duration")]
+    pub retry_max: Duration,
+}
+
+impl Default for Output {
+    fn default() -> Self {
+        Output {
+            url: "http://influxdb:8086".into(),
+            database: "metrics".into(),
+            username: "collect".into(),
+            password_file: "/run/secrets/ft-influxdb/collect-password".into(),
+            password: String::new(),
+            create_database: true,
+            timeout: Duration::from_secs(10),
+            batch_size: 5000,
+            buffer_limit: 0,
+            buffer_duration: Duration::from_secs(15 * 60),
+            retry_initial: Duration::from_secs(1),
+            retry_max: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Inputs {
+    pub cgroup: CgroupInput,
+    pub net: NetInput,
+    pub disk: Option<DiskInput>,
+    pub procstat: Option<ProcstatInput>,
+    pub nginx: Option<UrlInput>,
+    pub phpfpm: Option<UrlInput>,
+    pub mysql: Option<MysqlInput>,
+    pub influxdb: Option<InfluxdbInput>,
+    pub prometheus: Option<PrometheusInput>,
+    pub internal: InternalInput,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CgroupInput {
+    pub enabled: bool,
+    pub root: PathBuf,
+    pub path: String,
+}
+
+impl Default for CgroupInput {
+    fn default() -> Self {
+        CgroupInput {
+            enabled: true,
+            root: "/sys/fs/cgroup".into(),
+            path: String::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NetInput {
+    pub enabled: bool,
+    pub proc_net_dev: PathBuf,
+    pub interfaces: Vec<String>,
+    pub include_lo: bool,
+}
+
+impl Default for NetInput {
+    fn default() -> Self {
+        NetInput {
+            enabled: true,
+            proc_net_dev: "/proc/net/dev".into(),
+            interfaces: Vec::new(),
+            include_lo: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DiskInput {
+    pub paths: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProcstatInput {
+    pub programs: Vec<Program>,
+}
+
+/// A supervised program: a bare name, or a table saying how to find it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum Program {
+    Name(String),
+    Spec(ProgramSpec),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProgramSpec {
+    /// The `process_name` tag.
+    pub name: String,
+    /// The program's pid file; the process and its descendants count.
+    #[serde(default)]
+    pub pid_file: Option<PathBuf>,
+    /// A substring of the command line (arguments joined by spaces).
+    #[serde(default)]
+    pub pattern: Option<String>,
+}
+
+/// How a program's processes are found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Matcher {
+    /// Process name (comm) or executable file name equals this.
+    Name(String),
+    PidFile(PathBuf),
+    Pattern(String),
+}
+
+impl Program {
+    pub fn name(&self) -> &str {
+        match self {
+            Program::Name(n) => n,
+            Program::Spec(s) => &s.name,
+        }
+    }
+
+    pub fn matcher(&self) -> Matcher {
+        match self {
+            Program::Name(n) => Matcher::Name(n.clone()),
+            Program::Spec(ProgramSpec {
+                pid_file: Some(p), ..
+            }) => Matcher::PidFile(p.clone()),
+            Program::Spec(ProgramSpec {
+                pattern: Some(p), ..
+            }) => Matcher::Pattern(p.clone()),
+            Program::Spec(s) => Matcher::Name(s.name.clone()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UrlInput {
+    pub url: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MysqlInput {
+    pub host: String,
+    pub port: u16,
+    pub socket: PathBuf,
+    pub user: String,
+    pub password_file: PathBuf,
+    pub password: String,
+}
+
+impl Default for MysqlInput {
+    fn default() -> Self {
+        MysqlInput {
+            host: "127.0.0.1".into(),
+            port: 3306,
+            socket: PathBuf::new(),
+            user: "collect".into(),
+            password_file: "/run/secrets/ft-mysql/collect-password".into(),
+            password: String::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InfluxdbInput {
+    pub url: String,
+    pub username: String,
+    pub password_file: PathBuf,
+    pub password: String,
+}
+
+impl Default for InfluxdbInput {
+    fn default() -> Self {
+        InfluxdbInput {
+            url: "http://127.0.0.1:8086/debug/vars".into(),
+            username: String::new(),
+            password_file: PathBuf::new(),
+            password: String::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PrometheusInput {
+    pub urls: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InternalInput {
+    pub enabled: bool,
+}
+
+impl Default for InternalInput {
+    fn default() -> Self {
+        InternalInput { enabled: true }
+    }
+}
+
+/// Parses `"250ms"`, `"10s"`, `"5m"`, `"1h"`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(|| format!("duration {s:?} has no unit (ms, s, m, h)"))?;
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("duration {s:?} does not start with a number"))?;
+    let ms = match unit {
+        "ms" => n,
+        "s" => n.saturating_mul(1000),
+        "m" => n.saturating_mul(60_000),
+        "h" => n.saturating_mul(3_600_000),
+        _ => return Err(format!("duration {s:?}: unit must be ms, s, m or h")),
+    };
+    Ok(Duration::from_millis(ms))
+}
+
+fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let s = String::deserialize(d)?;
+    parse_duration(&s).map_err(serde::de::Error::custom)
+}
+
+/// Reads a secret file, without its trailing newline.
+pub fn read_secret(path: &Path) -> std::io::Result<String> {
+    let s = std::fs::read_to_string(path)?;
+    Ok(s.trim_end_matches(['\n', '\r']).to_string())
+}
+
+impl Config {
+    /// Reads and checks the config at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// Parses and checks config text; `path` only names it in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        config.validate(path)?;
+        Ok(config)
+    }
+
+    fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        let bad = |key: &'static str, message: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            key,
+            message,
+        };
+        if self.interval < Duration::from_millis(100) {
+            return Err(bad("interval", "must be at least 100ms".into()));
+        }
+        check_url(&self.output.url).map_err(|m| bad("output.url", m))?;
+        if self.output.database.is_empty() {
+            return Err(bad("output.database", "must not be empty".into()));
+        }
+        if self.output.batch_size == 0 {
+            return Err(bad("output.batch_size", "must be at least 1".into()));
+        }
+        if self.output.timeout.is_zero() {
+            return Err(bad("output.timeout", "must be more than 0".into()));
+        }
+        if self.output.retry_initial.is_zero() {
+            return Err(bad("output.retry_initial", "must be more than 0".into()));
+        }
+        if self.output.retry_max < self.output.retry_initial {
+            return Err(bad(
+                "output.retry_max",
+                "must not be less than retry_initial".into(),
+            ));
+        }
+        if let Some(i) = &self.inputs.nginx {
+            check_url(&i.url).map_err(|m| bad("inputs.nginx.url", m))?;
+        }
+        if let Some(i) = &self.inputs.phpfpm {
+            check_url(&i.url).map_err(|m| bad("inputs.phpfpm.url", m))?;
+        }
+        if let Some(i) = &self.inputs.influxdb {
+            check_url(&i.url).map_err(|m| bad("inputs.influxdb.url", m))?;
+        }
+        if let Some(i) = &self.inputs.prometheus {
+            for u in &i.urls {
+                check_url(u).map_err(|m| bad("inputs.prometheus.urls", m))?;
+            }
+        }
+        if let Some(p) = &self.inputs.procstat {
+            for prog in &p.programs {
+                if prog.name().is_empty() {
+                    return Err(bad(
+                        "inputs.procstat.programs",
+                        "a program name is empty".into(),
+                    ));
+                }
+                if let Program::Spec(s) = prog
+                    && s.pid_file.is_some()
+                    && s.pattern.is_some()
+                {
+                    return Err(bad(
+                        "inputs.procstat.programs",
+                        format!("{}: give pid_file or pattern, not both", s.name),
+                    ));
+                }
+            }
+        }
+        if let Some(d) = &self.inputs.disk
+            && let Some(p) = d.paths.iter().find(|p| !p.is_absolute())
+        {
+            return Err(bad(
+                "inputs.disk.paths",
+                format!("{} is not absolute", p.display()),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Buffer capacity in points for `points_per_gather` points a round.
+    pub fn buffer_limit(&self, points_per_gather: usize) -> usize {
+        if self.output.buffer_limit > 0 {
+            return self.output.buffer_limit;
+        }
+        let rounds = self
+            .output
+            .buffer_duration
+            .as_millis()
+            .div_ceil(self.interval.as_millis().max(1));
+        let rounds = usize::try_from(rounds).unwrap_or(usize::MAX);
+        // A little headroom: the point count of a round varies (new shards,
+        // new label sets).
+        rounds
+            .saturating_mul(points_per_gather.max(1))
+            .saturating_mul(5)
+            / 4
+    }
+}
+
+fn check_url(u: &str) -> Result<(), String> {
+    match reqwest::Url::parse(u) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") => Ok(()),
+        Ok(url) => Err(format!("{u:?}: scheme {} is not http(s)", url.scheme())),
+        Err(e) => Err(format!("{u:?}: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn parse(s: &str) -> Result<Config, ConfigError> {
+        Config::parse(s, Path::new("test.toml"))
+    }
+
+    #[test]
+    fn empty_config_has_the_documented_defaults() {
+        let c = parse("").unwrap();
+        assert_eq!(c.interval, Duration::from_secs(10));
+        assert_eq!(c.output.url, "http://influxdb:8086");
+        assert_eq!(c.output.database, "metrics");
+        assert_eq!(c.output.username, "collect");
+        assert!(c.inputs.cgroup.enabled && c.inputs.net.enabled);
+        assert!(c.inputs.nginx.is_none() && c.inputs.mysql.is_none());
+        // 15 minutes of 10 s rounds of 100 points, plus headroom.
+        assert_eq!(c.buffer_limit(100), 90 * 100 * 5 / 4);
+    }
+
+    #[test]
+    fn programs_take_names_or_tables() {
+        let c = parse(
+            r#"
+            [inputs.procstat]
+            programs = ["nginx", { name = "php-fpm", pattern = "php-fpm: master" },
+                        { name = "db", pid_file = "/run/db.pid" }]
+            "#,
+        )
+        .unwrap();
+        let p = c.inputs.procstat.unwrap().programs;
+        assert_eq!(p[0].matcher(), Matcher::Name("nginx".into()));
+        assert_eq!(p[1].matcher(), Matcher::Pattern("php-fpm: master".into()));
+        assert_eq!(p[2].matcher(), Matcher::PidFile("/run/db.pid".into()));
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let e = parse("interval = \"10x\"").unwrap_err().to_string();
+        assert!(e.contains("interval") && e.contains("unit"), "{e}");
+        let e = parse("[output]\nurl = \"ftp://x\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("output.url"), "{e}");
+        let e = parse("[inputs.nginx]\nurl = \"not a url\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("inputs.nginx.url"), "{e}");
+        let e = parse("[output]\nbogus = 1").unwrap_err().to_string();
+        assert!(e.contains("bogus"), "{e}");
+    }
+}

@@ -1,0 +1,67 @@
+//! nginx `stub_status`.
+
+use crate::line_protocol::Point;
+
+/// Parses the stub_status page:
+/// ```text
+/// Active connections: 2
+/// server accepts handled requests
+///  10 10 31
+/// Reading: 0 Writing: 1 Waiting: 1
+/// ```
+pub fn parse(text: &str) -> Option<Point> {
+    let mut lines = text.lines();
+    let active: u64 = lines
+        .next()?
+        .strip_prefix("Active connections:")?
+        .trim()
+        .parse()
+        .ok()?;
+    lines.next()?;
+    let counts: Vec<u64> = lines
+        .next()?
+        .split_whitespace()
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    let [accepts, handled, requests] = counts[..] else {
+        return None;
+    };
+    let rwx: Vec<u64> = lines
+        .next()?
+        .split_whitespace()
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    let [reading, writing, waiting] = rwx[..] else {
+        return None;
+    };
+    Some(
+        Point::new("nginx")
+            .field("active", active)
+            .field("accepts", accepts)
+            .field("handled", handled)
+            .field("requests", requests)
+            .field("reading", reading)
+            .field("writing", writing)
+            .field("waiting", waiting),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::line_protocol::FieldValue;
+
+    #[test]
+    fn parses_stub_status() {
+        let p = parse("Active connections: 2 \nserver accepts handled requests\n 10 10 31 \nReading: 0 Writing: 1 Waiting: 1 \n").unwrap();
+        assert!(
+            p.fields
+                .contains(&("requests".into(), FieldValue::Integer(31)))
+        );
+        assert!(
+            p.fields
+                .contains(&("waiting".into(), FieldValue::Integer(1)))
+        );
+    }
+}

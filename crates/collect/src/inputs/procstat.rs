@@ -1,0 +1,182 @@
+//! Supervised programs by name: CPU, memory, threads, open files, uptime,
+//! one `procstat` point per program summed over its processes (a master and
+//! its workers), plus `procstat_lookup` saying whether it was found.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use sysinfo::{Pid, Process, ProcessRefreshKind, ProcessesToUpdate, System, UpdateKind};
+
+use crate::config::{Matcher, Program};
+use crate::line_protocol::Point;
+
+#[derive(Debug)]
+pub struct Procstat {
+    programs: Vec<(String, Matcher)>,
+    system: System,
+}
+
+impl Procstat {
+    pub fn new(programs: &[Program]) -> Self {
+        Procstat {
+            programs: programs
+                .iter()
+                .map(|p| (p.name().to_string(), p.matcher()))
+                .collect(),
+            system: System::new(),
+        }
+    }
+
+    pub fn gather(&mut self) -> Vec<Point> {
+        // Threads are left out (without_tasks): only processes count, and
+        // their thread count comes from /proc/<pid>/stat.
+        self.system.refresh_processes_specifics(
+            ProcessesToUpdate::All,
+            true,
+            ProcessRefreshKind::nothing()
+                .with_cpu()
+                .with_memory()
+                .with_cmd(UpdateKind::OnlyIfNotSet)
+                .with_exe(UpdateKind::OnlyIfNotSet)
+                .without_tasks(),
+        );
+        let now_s = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let mut points = Vec::new();
+        for (name, matcher) in &self.programs {
+            let pids = find(&self.system, matcher);
+            points.push(
+                Point::new("procstat_lookup")
+                    .tag("process_name", name)
+                    .field("pid_count", pids.len() as u64)
+                    .field("running", i64::from(!pids.is_empty())),
+            );
+            if pids.is_empty() {
+                continue;
+            }
+            let procs: Vec<&Process> = pids
+                .iter()
+                .filter_map(|p| self.system.process(*p))
+                .collect();
+            let Some(oldest) = procs.iter().min_by_key(|p| (p.start_time(), p.pid())) else {
+                continue;
+            };
+            let mut cpu = 0.0f64;
+            let (mut rss, mut vms, mut threads, mut fds) = (0u64, 0u64, 0u64, 0u64);
+            let (mut user, mut system) = (0.0f64, 0.0f64);
+            for p in &procs {
+                cpu += f64::from(p.cpu_usage());
+                rss += p.memory();
+                vms += p.virtual_memory();
+                fds += p.open_files().unwrap_or(0) as u64;
+                if let Some(stat) = proc_stat(p.pid()) {
+                    threads += stat.threads;
+                    user += stat.utime;
+                    system += stat.stime;
+                }
+            }
+            let start = oldest.start_time();
+            points.push(
+                Point::new("procstat")
+                    .tag("process_name", name)
+                    .field("pid", u64::from(oldest.pid().as_u32()))
+                    .field("pid_count", procs.len() as u64)
+                    .field("cpu_usage", cpu)
+                    .field("cpu_time_user", user)
+                    .field("cpu_time_system", system)
+                    .field("memory_rss", rss)
+                    .field("memory_vms", vms)
+                    .field("num_threads", threads)
+                    .field("num_fds", fds)
+                    .field("created_at", start.saturating_mul(1_000_000_000))
+                    .field("uptime", now_s.saturating_sub(start)),
+            );
+        }
+        points
+    }
+}
+
+/// The pids a matcher selects.
+fn find(system: &System, matcher: &Matcher) -> Vec<Pid> {
+    let procs = system.processes();
+    match matcher {
+        Matcher::Name(name) => procs
+            .values()
+            .filter(|p| {
+                p.name() == name.as_str()
+                    || p.exe()
+                        .and_then(Path::file_name)
+                        .is_some_and(|f| f == name.as_str())
+                    || p.cmd()
+                        .first()
+                        .and_then(|c| Path::new(c).file_name())
+                        .is_some_and(|f| f == name.as_str())
+            })
+            .map(Process::pid)
+            .collect(),
+        Matcher::Pattern(pattern) => {
+            let me = sysinfo::get_current_pid().ok();
+            procs
+                .values()
+                .filter(|p| Some(p.pid()) != me)
+                .filter(|p| {
+                    let cmd: Vec<String> = p
+                        .cmd()
+                        .iter()
+                        .map(|c| c.to_string_lossy().into_owned())
+                        .collect();
+                    cmd.join(" ").contains(pattern.as_str())
+                })
+                .map(Process::pid)
+                .collect()
+        }
+        Matcher::PidFile(path) => {
+            let Some(root) = std::fs::read_to_string(path)
+                .ok()
+                .and_then(|s| s.trim().parse::<u32>().ok())
+                .map(Pid::from_u32)
+                .filter(|p| procs.contains_key(p))
+            else {
+                return Vec::new();
+            };
+            // The process and all its descendants.
+            let mut found: HashSet<Pid> = HashSet::from([root]);
+            loop {
+                let before = found.len();
+                for p in procs.values() {
+                    if p.parent().is_some_and(|pp| found.contains(&pp)) {
+                        found.insert(p.pid());
+                    }
+                }
+                if found.len() == before {
+                    break;
+                }
+            }
+            found.into_iter().collect()
+        }
+    }
+}
+
+struct ProcStat {
+    threads: u64,
+    utime: f64,
+    stime: f64,
+}
+
+/// Thread count and CPU times from `/proc/<pid>/stat` (ticks of 1/100 s,
+/// USER_HZ on Linux).
+fn proc_stat(pid: Pid) -> Option<ProcStat> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces and parentheses: fields start after
+    // the last ')'.
+    let rest = &text[text.rfind(')')? + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // rest[0] is field 3 (state); utime is field 14, stime 15, threads 20.
+    let num = |i: usize| f.get(i - 3).and_then(|v| v.parse::<u64>().ok());
+    Some(ProcStat {
+        utime: num(14)? as f64 / 100.0,
+        stime: num(15)? as f64 / 100.0,
+        threads: num(20)?,
+    })
+}

@@ -1,0 +1,493 @@
+//! InfluxDB 1.x line protocol: encoding with exact escaping, and a parser
+//! that follows InfluxDB's own unescaping rules (used by the tests and as the
+//! reference the encoder is checked against).
+//!
+//! Escaping, as InfluxDB 1.x reads it:
+//! - measurement: `,` and space are backslash-escaped;
+//! - tag keys, tag values, field keys: `,`, `=` and space are escaped;
+//! - string field values: double-quoted, `"` and `\` escaped; any other
+//!   character (newlines included) is kept as is.
+//!
+//! InfluxDB has no escape for a backslash in a name, so a name backslash
+//! that would read as an escape (at the end, or before `,`, `=`, space or
+//! `"`) cannot be written exactly; the encoder doubles it so the line stays
+//! well formed. A line break in a name would end the line, so the encoder
+//! writes it as a space. Every other string, any Unicode included, is
+//! written exactly. Empty tag values are left out (InfluxDB rejects them);
+//! non-finite floats are left out (line protocol cannot carry them).
+
+use std::fmt::Write as _;
+
+/// One field value, as line protocol types it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FieldValue {
+    Float(f64),
+    Integer(i64),
+    String(String),
+    Boolean(bool),
+}
+
+impl From<f64> for FieldValue {
+    fn from(v: f64) -> Self {
+        FieldValue::Float(v)
+    }
+}
+impl From<i64> for FieldValue {
+    fn from(v: i64) -> Self {
+        FieldValue::Integer(v)
+    }
+}
+impl From<u64> for FieldValue {
+    /// InfluxDB 1.x has no unsigned type by default; counters never reach
+    /// 2^63, and if one did it saturates rather than wrapping negative.
+    fn from(v: u64) -> Self {
+        FieldValue::Integer(i64::try_from(v).unwrap_or(i64::MAX))
+    }
+}
+impl From<bool> for FieldValue {
+    fn from(v: bool) -> Self {
+        FieldValue::Boolean(v)
+    }
+}
+impl From<&str> for FieldValue {
+    fn from(v: &str) -> Self {
+        FieldValue::String(v.to_string())
+    }
+}
+
+/// A point before it is encoded. Inputs build these without the common tags
+/// and without a timestamp; the agent adds both.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Point {
+    pub measurement: String,
+    pub tags: Vec<(String, String)>,
+    pub fields: Vec<(String, FieldValue)>,
+    /// Nanoseconds since the Unix epoch.
+    pub timestamp: i64,
+}
+
+impl Point {
+    pub fn new(measurement: impl Into<String>) -> Self {
+        Point {
+            measurement: measurement.into(),
+            tags: Vec::new(),
+            fields: Vec::new(),
+            timestamp: 0,
+        }
+    }
+
+    pub fn tag(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.tags.push((key.into(), value.into()));
+        self
+    }
+
+    pub fn field(mut self, key: impl Into<String>, value: impl Into<FieldValue>) -> Self {
+        self.fields.push((key.into(), value.into()));
+        self
+    }
+
+    /// Adds a field only when the value is known.
+    pub fn field_opt<V: Into<FieldValue>>(self, key: &str, value: Option<V>) -> Self {
+        match value {
+            Some(v) => self.field(key, v),
+            None => self,
+        }
+    }
+
+    /// True when encoding would write at least one field (a point without
+    /// fields is invalid line protocol).
+    pub fn has_fields(&self) -> bool {
+        self.fields
+            .iter()
+            .any(|(k, v)| !k.is_empty() && valid_value(v))
+    }
+
+    /// Appends the encoded line (without a trailing newline) to `out`.
+    /// Returns false, appending nothing, when the point cannot be written
+    /// (empty measurement or no valid field).
+    pub fn encode_into(&self, out: &mut String) -> bool {
+        if self.measurement.is_empty() || !self.has_fields() {
+            return false;
+        }
+        escape_name(out, &self.measurement, MEASUREMENT_SPECIAL);
+        // InfluxDB sorts tags itself, but sorted input is its fast path.
+        let mut tags: Vec<&(String, String)> = self
+            .tags
+            .iter()
+            .filter(|(k, v)| !k.is_empty() && !v.is_empty())
+            .collect();
+        tags.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+        tags.dedup_by(|a, b| a.0 == b.0);
+        for (k, v) in tags {
+            out.push(',');
+            escape_name(out, k, KEY_SPECIAL);
+            out.push('=');
+            escape_name(out, v, KEY_SPECIAL);
+        }
+        let mut first = true;
+        for (k, v) in &self.fields {
+            if k.is_empty() || !valid_value(v) {
+                continue;
+            }
+            out.push(if first { ' ' } else { ',' });
+            first = false;
+            escape_name(out, k, KEY_SPECIAL);
+            out.push('=');
+            match v {
+                FieldValue::Float(f) => {
+                    // Display of f64 is the shortest string that reads back
+                    // as the same value, with no exponent.
+                    let _ = write!(out, "{f}");
+                }
+                FieldValue::Integer(i) => {
+                    let _ = write!(out, "{i}i");
+                }
+                FieldValue::Boolean(b) => out.push_str(if *b { "true" } else { "false" }),
+                FieldValue::String(s) => {
+                    out.push('"');
+                    for c in s.chars() {
+                        if c == '"' || c == '\\' {
+                            out.push('\\');
+                        }
+                        out.push(c);
+                    }
+                    out.push('"');
+                }
+            }
+        }
+        let _ = write!(out, " {}", self.timestamp);
+        true
+    }
+
+    /// The encoded line, or `None` when the point cannot be written.
+    pub fn encode(&self) -> Option<String> {
+        let mut s = String::new();
+        self.encode_into(&mut s).then_some(s)
+    }
+}
+
+fn valid_value(v: &FieldValue) -> bool {
+    !matches!(v, FieldValue::Float(f) if !f.is_finite())
+}
+
+const MEASUREMENT_SPECIAL: &[char] = &[',', ' '];
+const KEY_SPECIAL: &[char] = &[',', '=', ' '];
+
+/// Characters InfluxDB's unescape treats as escaped after a backslash.
+fn unescapes(c: char) -> bool {
+    matches!(c, ',' | '=' | ' ' | '"')
+}
+
+fn escape_name(out: &mut String, s: &str, special: &[char]) {
+    let chars: Vec<char> = s
+        .chars()
+        .map(|c| if matches!(c, '\n' | '\r') { ' ' } else { c })
+        .collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c == '\\' {
+            // InfluxDB's scanner pairs backslashes from the left, so a run of
+            // them that ends before a character it would read as escaped (or
+            // at the end) is doubled to keep the line well formed.
+            let run_end = chars[i..]
+                .iter()
+                .position(|&c| c != '\\')
+                .map_or(chars.len(), |p| i + p);
+            let double = chars
+                .get(run_end)
+                .is_none_or(|&n| unescapes(n) || special.contains(&n));
+            for _ in i..run_end {
+                out.push('\\');
+                if double {
+                    out.push('\\');
+                }
+            }
+            i = run_end;
+            continue;
+        }
+        if special.contains(&c) {
+            out.push('\\');
+        }
+        out.push(c);
+        i += 1;
+    }
+}
+
+/// True when `s` is written exactly by the encoder as a measurement, tag or
+/// field key/value (see the module doc for the exceptions).
+pub fn name_is_exact(s: &str) -> bool {
+    if s.contains(['\n', '\r']) {
+        return false;
+    }
+    let chars: Vec<char> = s.chars().collect();
+    chars.iter().enumerate().all(|(i, &c)| {
+        c != '\\'
+            || match chars.get(i + 1) {
+                None => false,
+                Some(&n) => n == '\\' || !unescapes(n),
+            }
+    })
+}
+
+/// Why a line did not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line protocol: {0}")]
+pub struct ParseError(String);
+
+/// Parses one line as InfluxDB 1.x does: splits on unescaped separators,
+/// then unescapes `\,`, `\=`, `\ ` and `\"` in names, and `\"`, `\\` in
+/// string field values. Integers need the `i` suffix; bare numbers are
+/// floats.
+pub fn parse_line(line: &str) -> Result<Point, ParseError> {
+    let err = |m: &str| ParseError(format!("{m} in {line:?}"));
+    let bytes: Vec<char> = line.chars().collect();
+    let mut i = 0;
+    // Series key: up to the first unescaped space.
+    let key_start = i;
+    while i < bytes.len() && bytes[i] != ' ' {
+        if bytes[i] == '\\' {
+            i += 1;
+        }
+        i += 1;
+    }
+    let key: String = bytes[key_start..i.min(bytes.len())].iter().collect();
+    let parts = split_unescaped(&key, ',');
+    let mut parts = parts.into_iter();
+    let measurement = unescape_name(&parts.next().ok_or_else(|| err("no measurement"))?);
+    if measurement.is_empty() {
+        return Err(err("empty measurement"));
+    }
+    let mut tags = Vec::new();
+    for t in parts {
+        let kv = split_unescaped(&t, '=');
+        if kv.len() != 2 {
+            return Err(err("bad tag"));
+        }
+        tags.push((unescape_name(&kv[0]), unescape_name(&kv[1])));
+    }
+    if i >= bytes.len() {
+        return Err(err("no fields"));
+    }
+    i += 1;
+    // Fields: up to the next space outside quotes.
+    let mut fields = Vec::new();
+    loop {
+        let k_start = i;
+        while i < bytes.len() && bytes[i] != '=' {
+            if bytes[i] == '\\' {
+                i += 1;
+            }
+            i += 1;
+        }
+        if i >= bytes.len() {
+            return Err(err("field without ="));
+        }
+        let fkey = unescape_name(&bytes[k_start..i].iter().collect::<String>());
+        i += 1;
+        let value = if bytes.get(i) == Some(&'"') {
+            i += 1;
+            let mut s = String::new();
+            loop {
+                match bytes.get(i) {
+                    None => return Err(err("unterminated string")),
+                    Some('\\') if matches!(bytes.get(i + 1), Some('"') | Some('\\')) => {
+                        s.push(bytes[i + 1]);
+                        i += 2;
+                    }
+                    Some('"') => {
+                        i += 1;
+                        break;
+                    }
+                    Some(&c) => {
+                        s.push(c);
+                        i += 1;
+                    }
+                }
+            }
+            FieldValue::String(s)
+        } else {
+            let v_start = i;
+            while i < bytes.len() && bytes[i] != ',' && bytes[i] != ' ' {
+                i += 1;
+            }
+            let raw: String = bytes[v_start..i].iter().collect();
+            parse_scalar(&raw).ok_or_else(|| err("bad field value"))?
+        };
+        fields.push((fkey, value));
+        match bytes.get(i) {
+            Some(',') => i += 1,
+            Some(' ') => {
+                i += 1;
+                break;
+            }
+            None => break,
+            Some(_) => return Err(err("garbage after field")),
+        }
+    }
+    let rest: String = bytes[i.min(bytes.len())..].iter().collect();
+    let timestamp = if rest.is_empty() {
+        0
+    } else {
+        rest.parse().map_err(|_| err("bad timestamp"))?
+    };
+    Ok(Point {
+        measurement,
+        tags,
+        fields,
+        timestamp,
+    })
+}
+
+fn parse_scalar(raw: &str) -> Option<FieldValue> {
+    match raw {
+        "t" | "T" | "true" | "True" | "TRUE" => return Some(FieldValue::Boolean(true)),
+        "f" | "F" | "false" | "False" | "FALSE" => return Some(FieldValue::Boolean(false)),
+        _ => {}
+    }
+    if let Some(int) = raw.strip_suffix('i') {
+        return int.parse().ok().map(FieldValue::Integer);
+    }
+    raw.parse().ok().map(FieldValue::Float)
+}
+
+/// Splits on `sep` where it is not preceded by an escaping backslash.
+fn split_unescaped(s: &str, sep: char) -> Vec<String> {
+    let mut out = vec![String::new()];
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            let last = out.last_mut().expect("out is never empty");
+            last.push(c);
+            if let Some(n) = chars.next() {
+                last.push(n);
+            }
+        } else if c == sep {
+            out.push(String::new());
+        } else {
+            out.last_mut().expect("out is never empty").push(c);
+        }
+    }
+    out
+}
+
+/// InfluxDB's `escape.Unescape`: only `\,`, `\"`, `\ ` and `\=` lose their
+/// backslash.
+fn unescape_name(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\\'
+            && let Some(&n) = chars.peek()
+            && unescapes(n)
+        {
+            out.push(n);
+            chars.next();
+            continue;
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn encodes_escapes_exactly() {
+        let p = Point::new("cpu load,x")
+            .tag("host name", "a=b,c")
+            .tag("empty", "")
+            .field("value", 1.5)
+            .field("n", 3i64)
+            .field("s", "say \"hi\" \\o/")
+            .field("ok", true);
+        let mut p = p;
+        p.timestamp = 42;
+        assert_eq!(
+            p.encode().unwrap(),
+            r#"cpu\ load\,x,host\ name=a\=b\,c value=1.5,n=3i,s="say \"hi\" \\o/",ok=true 42"#
+        );
+    }
+
+    #[test]
+    fn drops_invalid_fields() {
+        let p = Point::new("m").field("nan", f64::NAN);
+        assert_eq!(p.encode(), None);
+        let p = Point::new("m").field("nan", f64::INFINITY).field("a", 1i64);
+        assert_eq!(p.encode().unwrap(), "m a=1i 0");
+    }
+
+    fn name() -> impl Strategy<Value = String> {
+        // Any Unicode, weighted toward the characters that need escaping.
+        prop::collection::vec(
+            prop_oneof![
+                3 => prop::sample::select(vec![',', '=', ' ', '"', '\\', 'a', 'é', '字', '\t']),
+                1 => any::<char>(),
+            ],
+            1..12,
+        )
+        .prop_map(|v| v.into_iter().collect())
+    }
+
+    fn exact_name() -> impl Strategy<Value = String> {
+        name().prop_filter("not representable exactly", |s| name_is_exact(s))
+    }
+
+    fn value() -> impl Strategy<Value = FieldValue> {
+        prop_oneof![
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(FieldValue::Float),
+            any::<i64>().prop_map(FieldValue::Integer),
+            any::<bool>().prop_map(FieldValue::Boolean),
+            any::<String>().prop_map(FieldValue::String),
+            name().prop_map(FieldValue::String),
+        ]
+    }
+
+    fn point(names: BoxedStrategy<String>) -> impl Strategy<Value = Point> {
+        (
+            names.clone(),
+            prop::collection::btree_map(names.clone(), names.clone(), 0..4),
+            prop::collection::btree_map(names, value(), 1..4),
+            any::<i64>(),
+        )
+            .prop_map(|(measurement, tags, fields, timestamp)| Point {
+                measurement,
+                tags: tags.into_iter().collect(),
+                fields: fields.into_iter().collect(),
+                timestamp,
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// Every representable point reads back exactly as it was.
+        #[test]
+        fn round_trip(p in point(exact_name().boxed())) {
+            let line = p.encode().unwrap();
+            prop_assert!(!line.contains('\n') || line.contains('"'));
+            let back = parse_line(&line).unwrap();
+            prop_assert_eq!(back, p);
+        }
+
+        /// Any point at all, the awkward names included, stays one well
+        /// formed line with the same shape: nothing leaks between parts.
+        #[test]
+        fn never_breaks_the_line(p in point(name().boxed())) {
+            let line = p.encode().unwrap();
+            let back = parse_line(&line).unwrap();
+            prop_assert_eq!(back.tags.len(), p.tags.len());
+            prop_assert_eq!(back.fields.len(), p.fields.len());
+            prop_assert_eq!(back.timestamp, p.timestamp);
+            for ((_, a), (_, b)) in back.fields.iter().zip(&p.fields) {
+                prop_assert_eq!(a, b);
+            }
+        }
+    }
+}
