@@ -476,7 +476,8 @@ cmd_status() {
   done < <(kubectl -n "$NAMESPACE" get deployments -o \
     jsonpath='{range .items[*]}{.metadata.name} {.spec.replicas} {.status.readyReplicas}{"\n"}{end}')
   printf '%-11s %-13s %-28s %s\n' SERVICE TYPE ADDRESS HEALTH
-  while IFS=$'\t' read -r name type lbip clusterip ports; do
+  # '|' separated: a tab would merge the empty LoadBalancer address of a ClusterIP Service
+  while IFS='|' read -r name type lbip clusterip ports; do
     [[ -n $name ]] || continue
     local -a list
     read -r -a list <<<"$ports"
@@ -496,7 +497,7 @@ cmd_status() {
     fi
     printf '%-11s %-13s %-28s %s\n' "$name" "$type" "$addr:$shown" "$health"
   done < <(kubectl -n "$NAMESPACE" get services -o \
-    jsonpath='{range .items[*]}{.metadata.name}{"\t"}{.spec.type}{"\t"}{.status.loadBalancer.ingress[0].ip}{"\t"}{.spec.clusterIP}{"\t"}{.spec.ports[*].port}{"\n"}{end}')
+    jsonpath='{range .items[*]}{.metadata.name}{"|"}{.spec.type}{"|"}{.status.loadBalancer.ingress[0].ip}{"|"}{.spec.clusterIP}{"|"}{.spec.ports[*].port}{"\n"}{end}')
 }
 
 cmd_credentials() {

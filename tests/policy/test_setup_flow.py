@@ -1,0 +1,333 @@
+"""Flow test of setup.sh with fake minikube, docker and kubectl.
+
+setup.sh runs for real (real bash, openssl, ssh-keygen, coreutils) in a
+temporary copy of the repository whose docker/ and crates/ are small stubs;
+only the three cluster tools are the fake in fakes/fake.py, which records
+every call. The real kubectl renders what setup.sh applied, offline.
+"""
+
+import base64
+import hashlib
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+
+import pytest
+import yaml
+
+HERE = pathlib.Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+FAKE = HERE / "fakes" / "fake.py"
+SERVICES = ["nginx", "wordpress", "phpmyadmin", "mysql", "influxdb", "grafana", "ftps"]
+SECRETS = ["ft-tls", "ft-mysql", "ft-influxdb", "ft-wordpress", "ft-ftps", "ft-ssh", "ft-grafana"]
+CLUSTER_TOOLS = ["minikube", "docker", "kubectl"]
+LOCAL_TOOLS = ["openssl", "ssh-keygen"]
+NODE_IP = "192.168.58.2"
+LB_IP = "192.168.58.240"
+REAL_KUBECTL = shutil.which("kubectl")
+
+
+@pytest.fixture(scope="session")
+def sysbin(tmp_path_factory):
+    """Every command of the normal PATH except the ones a test provides or hides."""
+    out = tmp_path_factory.mktemp("sysbin")
+    hidden = set(CLUSTER_TOOLS + LOCAL_TOOLS)
+    for d in os.environ.get("PATH", "/usr/bin:/bin").split(":"):
+        if not os.path.isdir(d):
+            continue
+        for entry in os.scandir(d):
+            target = out / entry.name
+            if entry.name in hidden or target.exists() or target.is_symlink():
+                continue
+            if os.access(entry.path, os.X_OK):
+                target.symlink_to(entry.path)
+    return out
+
+
+@pytest.fixture()
+def repo(tmp_path):
+    """A repository copy: the real setup.sh and k8s/, stub image sources."""
+    root = tmp_path / "repo"
+    root.mkdir()
+    shutil.copy2(REPO / "setup.sh", root / "setup.sh")
+    shutil.copytree(REPO / "k8s", root / "k8s")
+    (root / "Cargo.toml").write_text("[workspace]\nmembers = ['crates/*']\n")
+    (root / "Cargo.lock").write_text("version = 4\n")
+    (root / "crates/supervise/src").mkdir(parents=True)
+    (root / "crates/supervise/src/lib.rs").write_text("//! stub\n")
+    for name in ["build"] + SERVICES:
+        (root / "docker" / name).mkdir(parents=True)
+        (root / "docker" / name / "Dockerfile").write_text(f"FROM scratch\n# {name}\n")
+    return root
+
+
+class Run:
+    def __init__(self, proc, state):
+        self.rc = proc.returncode
+        self.out = proc.stdout
+        self.err = proc.stderr
+        log = state / "calls.jsonl"
+        self.calls = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+    def of(self, tool):
+        return [c for c in self.calls if c["tool"] == tool]
+
+    def builds(self):
+        return [c["args"][c["args"].index("-t") + 1] for c in self.of("docker") if c["args"][:1] == ["build"]]
+
+
+def run(repo, sysbin, *args, missing=(), env=None, timeout=120):
+    toolbin = repo.parent / "toolbin"
+    shutil.rmtree(toolbin, ignore_errors=True)
+    toolbin.mkdir()
+    for tool in CLUSTER_TOOLS:
+        if tool not in missing:
+            (toolbin / tool).symlink_to(FAKE)
+    for tool in LOCAL_TOOLS:
+        if tool not in missing:
+            (toolbin / tool).symlink_to(shutil.which(tool))
+    state = repo.parent / "fake-state"
+    full_env = {
+        "PATH": f"{toolbin}:{sysbin}",
+        "HOME": str(repo.parent),
+        "FAKE_STATE": str(state),
+        "FAKE_NODE_IP": NODE_IP,
+        "LANG": "C.UTF-8",
+    }
+    full_env.update(env or {})
+    # The log is per run; the fake's other state (cluster, images) persists.
+    (state / "calls.jsonl").unlink(missing_ok=True)
+    proc = subprocess.run(
+        ["bash", str(repo / "setup.sh"), *args],
+        cwd=repo, env=full_env, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
+    )
+    return Run(proc, state)
+
+
+def snapshot(directory):
+    return {str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+def rendered_apply(repo, n):
+    """What the n-th `kubectl apply -k` of a run would have created."""
+    out = subprocess.run([REAL_KUBECTL, "kustomize", str(repo.parent / "fake-state" / f"applied-k-{n}")],
+                         check=True, capture_output=True, text=True).stdout
+    return [d for d in yaml.safe_load_all(out) if d]
+
+
+def pod_annotations(objs):
+    return {o["metadata"]["name"]: o["spec"]["template"]["metadata"].get("annotations", {})
+            for o in objs if o["kind"] == "Deployment"}
+
+
+def test_fresh_up_builds_configures_applies_and_prints_urls(repo, sysbin):
+    r = run(repo, sysbin, "up", env={"FAKE_NOT_READY_POLLS": "1"})
+    assert r.rc == 0, r.err
+    mk = [c["args"] for c in r.of("minikube")]
+    assert ["start", "--driver=docker"] in mk
+    assert ["addons", "enable", "metallb"] in mk and ["addons", "enable", "dashboard"] in mk
+    # builder first, then every service; all into minikube's Docker
+    assert r.builds() == ["ft-build:latest"] + [f"{s}:ft-services" for s in SERVICES]
+    for c in r.of("docker"):
+        if c["args"][:1] == ["build"]:
+            assert c["docker_host"] == f"tcp://{NODE_IP}:2376"
+            assert c["cwd"] == str(repo) and c["args"][-1] == "."
+    # MetalLB: the old-style ConfigMap with exactly the one address; no CRDs here
+    applied = [c["stdin"] for c in r.of("kubectl") if "stdin" in c]
+    (legacy,) = [yaml.safe_load(s) for s in applied if "metallb-system" in s]
+    assert yaml.safe_load(legacy["data"]["config"])["address-pools"][0]["addresses"] == [f"{LB_IP}/32"]
+    assert not any("IPAddressPool" in s for s in applied)
+    # every Secret of the contract, from the generated files
+    secrets = [yaml.safe_load(s)["metadata"]["name"] for s in applied if "kind: Secret" in s]
+    assert secrets == SECRETS
+    # the stack with the real address everywhere
+    objs = rendered_apply(repo, 0)
+    services = [o for o in objs if o["kind"] == "Service" and o["spec"]["type"] == "LoadBalancer"]
+    assert len(services) == 5
+    for s in services:
+        assert s["spec"]["loadBalancerIP"] == LB_IP
+        assert s["metadata"]["annotations"]["metallb.universe.tf/loadBalancerIPs"] == LB_IP
+    (cm,) = [o for o in objs if o["kind"] == "ConfigMap"]
+    assert cm["data"]["LB_IP"] == LB_IP
+    assert all(a["ft-services/image-inputs"] for a in pod_annotations(objs).values())
+    # the progress line, the URLs with the one address, the dashboard, credentials
+    assert "waiting for nginx" in r.out and "rollout: 7/7 ready" in r.out
+    for url in [f"https://{LB_IP}/", f"https://{LB_IP}:5050/", f"https://{LB_IP}:5000/",
+                f"https://{LB_IP}:3000/", f"ftps://{LB_IP}:21", f"ssh ft@{LB_IP}"]:
+        assert url in r.out
+    assert "http://127.0.0.1:38123/api/v1/namespaces/kubernetes-dashboard" in r.out
+    assert "./setup.sh credentials" in r.out and ".secrets/" in r.out
+    for name in SECRETS:
+        assert any((repo / ".secrets" / name).iterdir()), name
+
+
+def test_second_up_is_idempotent(repo, sysbin):
+    first = run(repo, sysbin, "up")
+    assert first.rc == 0, first.err
+    secrets_before = snapshot(repo / ".secrets" / "ft-tls") | snapshot(repo / ".secrets" / "ft-mysql")
+    all_before = {k: v for k, v in snapshot(repo / ".secrets").items() if not k.startswith("local/dashboard")}
+    second = run(repo, sysbin, "up")
+    assert second.rc == 0, second.err
+    assert second.builds() == []
+    assert "is up to date" in second.out
+    assert not [c for c in second.of("minikube") if c["args"][:1] == ["start"]]
+    after = {k: v for k, v in snapshot(repo / ".secrets").items() if not k.startswith("local/dashboard")}
+    assert after == all_before and secrets_before
+    # same manifests, same annotations: nothing rolls
+    assert rendered_apply(repo, 0) == rendered_apply(repo, 1)
+
+
+def test_a_changed_input_rebuilds_what_depends_on_it(repo, sysbin):
+    assert run(repo, sysbin, "up").rc == 0
+    (repo / "docker/grafana/Dockerfile").write_text("FROM scratch\n# grafana, changed\n")
+    r = run(repo, sysbin, "up")
+    assert r.rc == 0, r.err
+    assert r.builds() == ["grafana:ft-services"]
+    before, after = pod_annotations(rendered_apply(repo, 0)), pod_annotations(rendered_apply(repo, 1))
+    assert [s for s in SERVICES if before[s] != after[s]] == ["grafana"]
+    # the workspace feeds the builder, which every image copies from
+    (repo / "crates/supervise/src/lib.rs").write_text("//! changed\n")
+    r = run(repo, sysbin, "up")
+    assert r.rc == 0, r.err
+    assert r.builds() == ["ft-build:latest"] + [f"{s}:ft-services" for s in SERVICES]
+
+
+def test_current_metallb_gets_the_pool_resources(repo, sysbin):
+    r = run(repo, sysbin, "up", env={"FAKE_METALLB_CRDS": "1"})
+    assert r.rc == 0, r.err
+    (pool,) = [c["stdin"] for c in r.of("kubectl") if "IPAddressPool" in c.get("stdin", "")]
+    docs = {d["kind"]: d for d in yaml.safe_load_all(pool)}
+    assert docs["IPAddressPool"]["spec"]["addresses"] == [f"{LB_IP}/32"]
+    assert "L2Advertisement" in docs
+
+
+def test_lb_ip_from_the_environment_wins(repo, sysbin):
+    r = run(repo, sysbin, "up", env={"LB_IP": "192.168.58.77"})
+    assert r.rc == 0, r.err
+    assert ["ip"] not in [c["args"] for c in r.of("minikube")]
+    assert "https://192.168.58.77:5050/" in r.out
+    cert = subprocess.run(["openssl", "x509", "-noout", "-ext", "subjectAltName", "-in",
+                           str(repo / ".secrets/ft-tls/tls.crt")], capture_output=True, text=True, check=True)
+    assert "IP Address:192.168.58.77" in cert.stdout
+
+
+def test_status_shows_each_service_address_and_health(repo, sysbin):
+    assert run(repo, sysbin, "up").rc == 0
+    r = run(repo, sysbin, "status")
+    assert r.rc == 0, r.err
+    lines = {line.split()[0]: line for line in r.out.splitlines()[1:]}
+    assert set(lines) == set(SERVICES)
+    assert f"{LB_IP}:80,443,22" in lines["nginx"]
+    assert f"{LB_IP}:21,30000-30019" in lines["ftps"]
+    assert "ClusterIP" in lines["mysql"] and ":3306" in lines["mysql"]
+    assert all("ready 1/1 (healthy)" in line for line in lines.values())
+    r = run(repo, sysbin, "status", env={"FAKE_NEVER_READY": "1"})
+    assert "NOT READY" in r.out
+
+
+def test_down_keeps_volumes_and_purge_removes_them(repo, sysbin):
+    assert run(repo, sysbin, "up").rc == 0
+    r = run(repo, sysbin, "down")
+    assert r.rc == 0, r.err
+    deletes = [c["args"] for c in r.of("kubectl") if "delete" in c["args"]]
+    assert deletes and not any("namespace" in a or "pvc" in " ".join(a) or "persistentvolumeclaim" in " ".join(a)
+                               for a in deletes)
+    assert any("deployment,service,networkpolicy,configmap" in a for a in deletes)
+    r = run(repo, sysbin, "down", "--purge")
+    assert r.rc == 0, r.err
+    assert ["delete", "namespace", "ft-services", "--ignore-not-found", "--wait=true"] in [c["args"] for c in r.of("kubectl")]
+    # the secrets stay for the next `up`
+    assert (repo / ".secrets/ft-mysql/root-password").exists()
+
+
+@pytest.mark.parametrize("tool", CLUSTER_TOOLS + LOCAL_TOOLS)
+def test_each_missing_prerequisite_has_its_own_error(repo, sysbin, tool):
+    r = run(repo, sysbin, "up", missing=(tool,))
+    assert r.rc != 0
+    assert f"{tool} is not installed" in r.err
+    others = [t for t in CLUSTER_TOOLS + LOCAL_TOOLS if t != tool]
+    assert not any(f"{t} is not installed" in r.err for t in others)
+    assert r.calls == [], "nothing is started before the checks pass"
+    assert not (repo / ".secrets").exists()
+
+
+def test_docker_engine_not_running(repo, sysbin):
+    r = run(repo, sysbin, "up", env={"FAKE_DOCKER_DOWN": "1"})
+    assert r.rc != 0
+    assert "Docker Engine is not running" in r.err
+    assert not [c for c in r.of("minikube") if c["args"][:1] == ["start"]]
+
+
+def test_rollout_timeout_fails_with_the_waiting_services(repo, sysbin):
+    r = run(repo, sysbin, "up", env={"FAKE_NEVER_READY": "1", "ROLLOUT_TIMEOUT": "1"})
+    assert r.rc != 0
+    assert "not ready after 1s" in r.err and "ftps" in r.err
+
+
+def test_secrets_command_needs_no_cluster(repo, sysbin, tmp_path):
+    target = tmp_path / "elsewhere"
+    r = run(repo, sysbin, "secrets", env={"SECRETS_DIR": str(target)})
+    assert r.rc != 0 and "LB_IP" in r.err
+    r = run(repo, sysbin, "secrets", env={"SECRETS_DIR": str(target), "LB_IP": "10.20.30.40"})
+    assert r.rc == 0, r.err
+    assert r.calls == []
+    keys = {name: sorted(p.name for p in (target / name).iterdir()) for name in SECRETS}
+    assert keys == {
+        "ft-tls": ["ca.crt", "tls.crt", "tls.key"],
+        "ft-mysql": ["collect-password", "phpmyadmin-password", "root-password", "wordpress-password"],
+        "ft-influxdb": ["admin-password", "collect-password", "grafana-password"],
+        "ft-wordpress": ["admin-password", "users"],
+        "ft-ftps": ["users"],
+        "ft-ssh": ["authorized_keys", "password-hash", "ssh_host_ed25519_key"],
+        "ft-grafana": ["admin-password"],
+    }
+    # the certificate: signed by the CA, for the address and the Service names
+    subprocess.run(["openssl", "verify", "-CAfile", target / "ft-tls/ca.crt", target / "ft-tls/tls.crt"], check=True,
+                   capture_output=True)
+    san = subprocess.run(["openssl", "x509", "-noout", "-ext", "subjectAltName", "-in", target / "ft-tls/tls.crt"],
+                         capture_output=True, text=True, check=True).stdout
+    assert "IP Address:10.20.30.40" in san and "DNS:mysql.ft-services.svc" in san
+    # WordPress users: login:role:email:password, the admin's password is admin-password
+    users = [line.split(":") for line in (target / "ft-wordpress/users").read_text().splitlines()
+             if not line.startswith("#")]
+    assert {u[1] for u in users} >= {"administrator", "editor", "author", "subscriber"}
+    assert ["admin", "administrator"] == users[0][:2]
+    assert users[0][3] == (target / "ft-wordpress/admin-password").read_text()
+    # FTPS: ftpsd's PBKDF2 hash of the password kept in local/
+    (line,) = [x for x in (target / "ft-ftps/users").read_text().splitlines() if not x.startswith("#")]
+    name, phc = line.split(":", 1)
+    _, scheme, iterations, salt, key = phc.split("$")
+    unb64 = lambda s: base64.b64decode(s + "=" * (-len(s) % 4))  # noqa: E731
+    password = (target / "local/ftps-password").read_text()
+    assert (name, scheme) == ("ft", "pbkdf2-sha256")
+    assert hashlib.pbkdf2_hmac("sha256", password.encode(), unb64(salt), int(iterations[2:])) == unb64(key)
+    # SSH: the login key and the crypt(3) SHA-512 hash of the password
+    assert (target / "ft-ssh/authorized_keys").read_text() == (target / "local/id_ed25519.pub").read_text()
+    assert (target / "ft-ssh/password-hash").read_text().startswith("$6$")
+    salt6 = (target / "ft-ssh/password-hash").read_text().split("$")[2]
+    again = subprocess.run(["openssl", "passwd", "-6", "-salt", salt6, "-stdin"],
+                           input=(target / "local/ssh-password").read_text(), capture_output=True, text=True)
+    assert again.stdout.strip() == (target / "ft-ssh/password-hash").read_text()
+    assert oct((target / "ft-mysql/root-password").stat().st_mode & 0o777) == "0o600"
+    # a second run keeps every file
+    before = snapshot(target)
+    assert run(repo, sysbin, "secrets", env={"SECRETS_DIR": str(target), "LB_IP": "10.20.30.40"}).rc == 0
+    assert snapshot(target) == before
+
+
+def test_credentials_prints_the_logins(repo, sysbin):
+    r = run(repo, sysbin, "credentials")
+    assert r.rc != 0 and "no secrets" in r.err
+    assert run(repo, sysbin, "secrets", env={"SECRETS_DIR": str(repo / ".secrets"), "LB_IP": LB_IP}).rc == 0
+    r = run(repo, sysbin, "credentials")
+    assert r.rc == 0, r.err
+    assert (repo / ".secrets/ft-grafana/admin-password").read_text() in r.out
+    assert (repo / ".secrets/local/ftps-password").read_text() in r.out
+    assert "editor:editor:" in r.out and f"https://{LB_IP}:5050/" in r.out
+
+
+def test_unknown_command_shows_usage(repo, sysbin):
+    r = run(repo, sysbin, "frobnicate")
+    assert r.rc != 0 and "./setup.sh status" in r.err
