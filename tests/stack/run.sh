@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The stack test: every image's processes on this host, one network namespace
+# per pod (see tests/stack/stack.py and README.md, "The stack test").
+#
+#   tests/stack/run.sh
+#
+# Builds the images' static musl binaries, makes throw-away secrets with
+# setup.sh (into the work directory), runs the pods
+# and the checks, and removes every namespace, process, mount and temporary
+# file it made, also when it fails or is interrupted. Needs root.
+# STACK_PODS / STACK_PHASES (space-separated) narrow a run while debugging.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+WORK=$ROOT/tests/.work/stack
+TARGET=x86_64-unknown-linux-musl
+export STACK_WORK=$WORK
+export TARGET_DIR=$ROOT/target/$TARGET/release
+export SECRETS_DIR=$WORK/secrets
+LB_IP=10.77.0.100 # stack.py's load-balancer address
+
+started=$SECONDS
+# shellcheck disable=SC2317 # called by the EXIT trap
+cleanup() {
+  python3 "$ROOT/tests/stack/stack.py" cleanup || true
+  [[ -n ${STACK_KEEP:-} ]] || rm -rf "$WORK" # STACK_KEEP=1 keeps the pods' logs
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+cd "$ROOT"
+if [[ -z ${STACK_SKIP_BUILD:-} ]]; then # set it to reuse binaries while debugging
+  echo "==> building the images' binaries (release, $TARGET)"
+  CC_x86_64_unknown_linux_musl=musl-gcc \
+    cargo build --release --locked --target "$TARGET" --workspace --bins
+fi
+
+echo "==> secrets (./setup.sh secrets, for $LB_IP)"
+mkdir -p "$WORK"
+LB_IP=$LB_IP ./setup.sh secrets
+
+status=0
+python3 "$ROOT/tests/stack/stack.py" run || status=$?
+echo "==> stack test: $((SECONDS - started)) s in all (build included)"
+exit "$status"

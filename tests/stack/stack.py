@@ -1,0 +1,587 @@
+#!/usr/bin/env python3
+"""The stack test: every image's processes, one network namespace per pod.
+
+Run by tests/stack/run.sh (which builds the binaries and the secrets first) as
+    stack.py run        set up, start every pod, run the checks, clean up
+    stack.py cleanup    remove whatever a killed run left behind
+
+The cluster stand-in, all in network namespaces named ft-*:
+    ft-hub        a bridge, br0, joining every other namespace by a veth pair
+    ft-<service>  one pod each, at a fixed address on 10.77.0.0/24
+    ft-lb         the MetalLB address: nftables DNAT of every Service port
+                  to its pod (and masquerade, so replies come back through it)
+    ft-client     where every check runs: the user's machine
+No namespace has a default route, so nothing can leave the bridge, and the
+host's own namespace never sends to it (it has no route there either: checked).
+
+This process plays kubelet: it starts each pod (tests/stack/pod.sh under
+unshare), restarts it whenever its supervise exits, and kills it when the
+liveness probe (GET :9901/healthz, made from ft-client like a node's probe)
+fails three times in a row; readiness is GET :9901/readyz.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+WORK = Path(os.environ.get("STACK_WORK", ROOT / "tests/.work/stack"))
+TARGET_DIR = Path(
+    os.environ.get("TARGET_DIR", ROOT / "target/x86_64-unknown-linux-musl/release")
+)
+SECRETS_DIR = Path(os.environ.get("SECRETS_DIR", WORK / "secrets"))
+SUBNET = "10.77.0"
+LB_IP = f"{SUBNET}.100"
+CLIENT_IP = f"{SUBNET}.200"
+NS_PREFIX = "ft-"
+PASSIVE_PORTS = (30000, 30019)
+
+
+@dataclass
+class PodSpec:
+    service: str
+    ip: str
+    secrets: list[str]
+    volumes: dict[str, str] = field(default_factory=dict)  # path in pod -> volume name
+    users: list[str] = field(default_factory=list)  # Alpine users Debian lacks
+    # Programs of the image's supervise.toml that cannot run here.
+    absent_programs: list[str] = field(default_factory=list)
+
+
+# Most pods get only collect's key of ft-influxdb.
+COLLECT_SECRET = "ft-influxdb:collect-password"
+
+# What k8s/ gives each pod (its Secrets, its PVCs), and the users of the image
+# that Debian's packages do not create.
+PODS = {
+    p.service: p
+    for p in [
+        PodSpec("mysql", f"{SUBNET}.11", ["ft-mysql", COLLECT_SECRET], {"/var/lib/mysql": "mysql"}),
+        PodSpec("influxdb", f"{SUBNET}.12", ["ft-influxdb"], {"/var/lib/influxdb": "influxdb"}),
+        PodSpec(
+            "phpmyadmin",
+            f"{SUBNET}.13",
+            ["ft-tls", "ft-mysql", COLLECT_SECRET],
+            users=["nginx"],
+        ),
+        PodSpec(
+            "wordpress",
+            f"{SUBNET}.14",
+            ["ft-tls", "ft-mysql", "ft-wordpress", COLLECT_SECRET],
+            users=["nginx"],
+        ),
+        PodSpec(
+            "nginx",
+            f"{SUBNET}.15",
+            ["ft-tls", "ft-ssh", COLLECT_SECRET],
+            users=["nginx", "ft:/home/ft:/bin/sh"],
+        ),
+        PodSpec(
+            "ftps",
+            f"{SUBNET}.16",
+            ["ft-tls", "ft-ftps", COLLECT_SECRET],
+            {"/srv/ftps": "ftps"},
+            users=["ftps"],
+        ),
+        PodSpec(
+            "grafana",
+            f"{SUBNET}.17",
+            ["ft-tls", "ft-influxdb", "ft-grafana"],
+            users=["grafana"],
+            absent_programs=["grafana"],
+        ),
+    ]
+}
+
+# The LoadBalancer Services: port -> service (all on the one LB address).
+LB_PORTS = {
+    "80": "nginx",
+    "443": "nginx",
+    "22": "nginx",
+    "5050": "wordpress",
+    "5000": "phpmyadmin",
+    "3000": "grafana",
+    "21": "ftps",
+    f"{PASSIVE_PORTS[0]}-{PASSIVE_PORTS[1]}": "ftps",
+}
+
+
+def log(msg: str) -> None:
+    print(f"[stack {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def sh(*args: str, check: bool = True, capture: bool = False, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        list(args), check=check, text=True, capture_output=capture, **kw
+    )
+
+
+def ns_exec(ns: str, *args: str, **kw) -> subprocess.CompletedProcess:
+    return sh("ip", "netns", "exec", ns, *args, **kw)
+
+
+def namespaces() -> list[str]:
+    out = sh("ip", "netns", "list", capture=True).stdout
+    return [line.split()[0] for line in out.splitlines() if line.startswith(NS_PREFIX)]
+
+
+# --- network -----------------------------------------------------------------
+
+
+def attach(ns: str, ip: str, index: int) -> None:
+    """A veth pair from the hub's bridge into namespace `ns`, address `ip`/24."""
+    hub = f"{NS_PREFIX}hub"
+    sh("ip", "netns", "add", ns)
+    ns_exec(ns, "ip", "link", "set", "lo", "up")
+    # Created inside the hub so that no interface ever appears on the host.
+    ns_exec(hub, "ip", "link", "add", f"p{index}", "type", "veth", "peer", "name", "eth0")
+    ns_exec(hub, "ip", "link", "set", "eth0", "netns", ns)
+    ns_exec(hub, "ip", "link", "set", f"p{index}", "master", "br0", "up")
+    ns_exec(ns, "ip", "addr", "add", f"{ip}/24", "dev", "eth0")
+    ns_exec(ns, "ip", "link", "set", "eth0", "up")
+
+
+def lb_ruleset() -> str:
+    rules = []
+    for port, service in LB_PORTS.items():
+        rules.append(
+            f"    ip daddr {LB_IP} tcp dport {port} dnat to {PODS[service].ip}"
+        )
+    return (
+        "table ip lb {\n"
+        "  chain prerouting {\n"
+        "    type nat hook prerouting priority dstnat;\n"
+        + "\n".join(rules)
+        + "\n  }\n"
+        "  chain postrouting {\n"
+        "    type nat hook postrouting priority srcnat;\n"
+        f"    ip saddr != {LB_IP} ct status dnat masquerade\n"
+        "  }\n"
+        "}\n"
+    )
+
+
+def setup_network() -> None:
+    hub = f"{NS_PREFIX}hub"
+    sh("ip", "netns", "add", hub)
+    ns_exec(hub, "ip", "link", "set", "lo", "up")
+    ns_exec(hub, "ip", "link", "add", "br0", "type", "bridge")
+    ns_exec(hub, "ip", "link", "set", "br0", "up")
+    members = [(f"{NS_PREFIX}{svc}", spec.ip) for svc, spec in PODS.items()]
+    members += [(f"{NS_PREFIX}lb", LB_IP), (f"{NS_PREFIX}client", CLIENT_IP)]
+    for index, (ns, ip) in enumerate(members):
+        attach(ns, ip, index)
+    lb = f"{NS_PREFIX}lb"
+    ns_exec(lb, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+    # Replies leave by the interface they came in on: no redirects.
+    ns_exec(lb, "sysctl", "-qw", "net.ipv4.conf.all.send_redirects=0")
+    ns_exec(lb, "sysctl", "-qw", "net.ipv4.conf.eth0.send_redirects=0")
+    ns_exec(lb, "nft", "-f", "-", input=lb_ruleset())
+    hosts = "127.0.0.1 localhost\n" + "".join(
+        f"{spec.ip} {svc}\n" for svc, spec in PODS.items()
+    )
+    (WORK / "hosts").write_text(hosts)
+    check_routes()
+
+
+def check_routes() -> None:
+    """The host must not route to the bridge; the client must reach it directly."""
+    out = sh("ip", "-o", "route", "get", LB_IP, capture=True, check=False).stdout
+    if " dev " in out and any(f"dev {dev}" in out for dev in ("br0", "eth0@")):
+        raise SystemExit(f"host has a route into the test bridge: {out}")
+    for ns in [f"{NS_PREFIX}client", *(f"{NS_PREFIX}{s}" for s in PODS)]:
+        routes = ns_exec(ns, "ip", "-o", "route", "show", capture=True).stdout
+        if "default" in routes:
+            raise SystemExit(f"{ns} has a default route: {routes}")
+        got = ns_exec(ns, "ip", "-o", "route", "get", LB_IP, capture=True).stdout
+        if "dev eth0" not in got:
+            raise SystemExit(f"{ns} does not reach {LB_IP} on the bridge: {got}")
+
+
+# --- pods ----------------------------------------------------------------------
+
+
+def dockerfile_env(service: str) -> list[str]:
+    """The ENV instructions of docker/<service>/Dockerfile, as VAR=value."""
+    text = (ROOT / "docker" / service / "Dockerfile").read_text()
+    text = re.sub(r"\\\n", " ", text)
+    env = []
+    for line in text.splitlines():
+        m = re.match(r"\s*ENV\s+(.*)", line)
+        if m:
+            env += [w for w in m.group(1).split() if "=" in w]
+    return [e.replace("$PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin") for e in env]
+
+
+def supervise_config(spec: PodSpec, dest: Path) -> Path:
+    """The image's supervise.toml, minus the programs that cannot run here."""
+    src = ROOT / "docker" / spec.service / "supervise.toml"
+    if not spec.absent_programs:
+        return src
+    text = src.read_text()
+    config = tomllib.loads(text)
+    # Drop the whole [[program]] block of each absent program, textually, so
+    # the rest of the file stays exactly the image's.
+    blocks = re.split(r"(?m)^(?=\[\[?\w)", text)
+    kept = []
+    for block in blocks:
+        m = re.search(r'(?m)^name\s*=\s*"([^"]+)"', block)
+        if block.startswith("[[program]]") and m and m.group(1) in spec.absent_programs:
+            continue
+        for absent in spec.absent_programs:
+            block = re.sub(rf'(?m)^(after\s*=\s*\[.*?)"{absent}",?\s*', r"\1", block)
+        kept.append(block)
+    assert config  # the original parses
+    dest.write_text("".join(kept))
+    tomllib.loads(dest.read_text())
+    return dest
+
+
+class Pod:
+    """One pod and its kubelet: start, restart on exit, liveness kills."""
+
+    def __init__(self, spec: PodSpec):
+        self.spec = spec
+        self.ns = f"{NS_PREFIX}{spec.service}"
+        self.dir = WORK / "pods" / spec.service
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = self.dir / "log"
+        self.proc: subprocess.Popen | None = None
+        self.starts = 0
+        self.exits: list[int] = []
+        self.stopping = False
+        self.lock = threading.Lock()
+        self.thread = threading.Thread(target=self.loop, name=spec.service, daemon=True)
+        self.failures = 0
+        self.started_at = 0.0
+        self.started_wall = 0.0
+        self.ever_healthy = False
+
+    def env(self) -> dict[str, str]:
+        volumes = []
+        for path, name in self.spec.volumes.items():
+            vol = WORK / "volumes" / name
+            vol.mkdir(parents=True, exist_ok=True)
+            volumes.append(f"{path}={vol}")
+        pod_name = f"{self.spec.service}-0"
+        container_env = [
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            f"LB_IP={LB_IP}",
+            f"SERVICE={self.spec.service}",
+            f"POD_NAME={pod_name}",
+            f"HOSTNAME={pod_name}",
+            *dockerfile_env(self.spec.service),
+        ]
+        env_file = self.dir / "env"
+        env_file.write_text("".join(f"{e}\n" for e in container_env))
+        return {
+            "PATH": os.environ["PATH"],
+            "ROOT": str(ROOT),
+            "POD_DIR": str(self.dir),
+            "POD_NAME": pod_name,
+            "TARGET_DIR": str(TARGET_DIR),
+            "HOSTS_FILE": str(WORK / "hosts"),
+            "SECRETS_DIR": str(SECRETS_DIR),
+            "POD_SECRETS": " ".join(self.spec.secrets),
+            "POD_VOLUMES": " ".join(volumes),
+            "POD_USERS": " ".join(self.spec.users),
+            "POD_CONFIG": str(supervise_config(self.spec, self.dir / "supervise.toml")),
+            "POD_ENV_FILE": str(env_file),
+        }
+
+    def start(self) -> None:
+        with self.lock:
+            if self.stopping:
+                return
+            self.starts += 1
+            self.failures = 0
+            self.started_at = time.monotonic()
+            self.started_wall = time.time()
+            out = open(self.log_path, "a")
+            out.write(f"--- start {self.starts} at {time.strftime('%H:%M:%S')}\n")
+            out.flush()
+            self.proc = subprocess.Popen(
+                [
+                    "ip", "netns", "exec", self.ns,
+                    "unshare", "--mount", "--pid", "--uts", "--fork", "--kill-child",
+                    "--propagation", "private",
+                    "bash", str(ROOT / "tests/stack/pod.sh"), self.spec.service,
+                ],
+                env=self.env(),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+            out.close()
+
+    def loop(self) -> None:
+        while not self.stopping:
+            self.start()
+            proc = self.proc
+            if proc is None:
+                return
+            rc = proc.wait()
+            with self.lock:
+                self.exits.append(rc)
+            if self.stopping:
+                return
+            log(f"{self.spec.service}: pod exited ({rc}), restarting")
+            # CrashLoopBackOff, shortened.
+            time.sleep(1 if time.monotonic() - self.started_at > 20 else 3)
+
+    def kill(self) -> None:
+        """The container dies: SIGKILL to unshare takes its PID namespace down."""
+        with self.lock:
+            if self.proc and self.proc.poll() is None:
+                self.proc.kill()
+
+    def init_pid(self) -> int | None:
+        """Host pid of the pod's PID 1 (supervise), the child of unshare."""
+        if not self.proc or self.proc.poll() is not None:
+            return None
+        try:
+            children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()
+        except OSError:
+            return None
+        return int(children[0]) if children else None
+
+    def stop(self, grace: float = 15.0) -> None:
+        """Like a pod deletion: SIGTERM to PID 1, SIGKILL after the grace period."""
+        self.stopping = True
+        pid = self.init_pid()
+        if pid:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        if self.proc:
+            try:
+                self.proc.wait(grace)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def pids_named(self, comm: str) -> list[int]:
+        out = sh("ip", "netns", "pids", self.ns, capture=True, check=False).stdout.split()
+        found = []
+        for pid in out:
+            try:
+                if Path(f"/proc/{pid}/comm").read_text().strip() == comm:
+                    found.append(int(pid))
+            except OSError:
+                pass
+        return sorted(found)
+
+
+class Kubelet:
+    """All pods, plus the prober running in ft-client."""
+
+    def __init__(self, services: list[str]):
+        self.pods = {s: Pod(PODS[s]) for s in services}
+        self.probe_file = WORK / "probes.json"
+        self.prober: subprocess.Popen | None = None
+        self.state: dict[str, dict[str, bool]] = {}
+        self.stopping = False
+        self.watch = threading.Thread(target=self.liveness, daemon=True)
+
+    def start(self, order: list[list[str]]) -> None:
+        targets = {s: PODS[s].ip for s in self.pods}
+        self.prober = subprocess.Popen(
+            [
+                "ip", "netns", "exec", f"{NS_PREFIX}client",
+                sys.executable, str(ROOT / "tests/stack/probe.py"),
+                str(self.probe_file), json.dumps(targets),
+            ],
+            stdin=subprocess.DEVNULL,
+        )
+        self.watch.start()
+        for group in order:
+            for s in group:
+                self.pods[s].thread.start()
+            self.wait_ready(group, 180)
+
+    def read_probes(self) -> dict[str, dict[str, bool]]:
+        try:
+            return json.loads(self.probe_file.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def liveness(self) -> None:
+        # periodSeconds 2, failureThreshold 3, and a start-up allowance.
+        while not self.stopping:
+            time.sleep(2)
+            self.state = self.read_probes()
+            for name, pod in self.pods.items():
+                st = self.state.get(name, {})
+                if st.get("healthz"):
+                    pod.failures = 0
+                    pod.ever_healthy = True
+                    continue
+                if time.monotonic() - pod.started_at < 60:
+                    continue
+                pod.failures += 1
+                if pod.failures >= 3:
+                    log(f"{name}: liveness probe failed 3 times, killing the pod")
+                    pod.failures = 0
+                    pod.kill()
+
+    def ready(self, service: str) -> bool:
+        """Ready by a probe made after the pod's latest start."""
+        st = self.read_probes().get(service, {})
+        pod = self.pods[service]
+        return bool(st.get("readyz")) and st.get("at", 0) > pod.started_wall
+
+    def wait_ready(self, services: list[str], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if all(self.ready(s) for s in services):
+                return
+            time.sleep(0.5)
+        raise TimeoutError(f"pods not ready after {timeout:.0f} s: "
+                           + ", ".join(s for s in services if not self.ready(s)))
+
+    def stop(self) -> None:
+        self.stopping = True
+        threads = [threading.Thread(target=p.stop) for p in self.pods.values()]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if self.prober:
+            self.prober.terminate()
+            self.prober.wait()
+
+
+# --- cleanup -------------------------------------------------------------------
+
+
+def cleanup() -> None:
+    """Kill every process in an ft-* namespace, delete the namespaces."""
+    for ns in namespaces():
+        pids = sh("ip", "netns", "pids", ns, capture=True, check=False).stdout.split()
+        for pid in pids:
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except (ProcessLookupError, ValueError):
+                pass
+    deadline = time.monotonic() + 10
+    for ns in namespaces():
+        while sh("ip", "netns", "pids", ns, capture=True, check=False).stdout.split():
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        sh("ip", "netns", "del", ns, check=False)
+
+
+# --- checks ----------------------------------------------------------------------
+
+
+def client(*args: str, timeout: float = 300) -> bool:
+    """Run checks.py in the client namespace; True when every check passed."""
+    env = dict(os.environ, LB_IP=LB_IP, SECRETS_DIR=str(SECRETS_DIR), STACK_WORK=str(WORK))
+    rc = subprocess.run(
+        ["ip", "netns", "exec", f"{NS_PREFIX}client", sys.executable,
+         str(ROOT / "tests/stack/checks.py"), *args],
+        env=env, timeout=timeout, check=False,
+    ).returncode
+    return rc == 0
+
+
+def run(services: list[str], phases: list[str]) -> int:
+    started = time.monotonic()
+    cleanup()
+    if (WORK / "pods").exists():
+        shutil.rmtree(WORK / "pods")
+    if (WORK / "volumes").exists():
+        shutil.rmtree(WORK / "volumes")
+    WORK.mkdir(parents=True, exist_ok=True)
+    setup_network()
+    kubelet = Kubelet(services)
+    failed: list[str] = []
+    try:
+        order = [[s for s in ("mysql", "influxdb") if s in services],
+                 [s for s in services if s not in ("mysql", "influxdb")]]
+        log("starting pods: " + ", ".join(services))
+        kubelet.start([g for g in order if g])
+        log(f"all pods ready after {time.monotonic() - started:.0f} s")
+        for phase in phases:
+            log(f"checks: {phase}")
+            if phase.startswith("kill:"):
+                ok = kill_and_recover(kubelet, phase.split(":", 2)[1], phase.split(":", 2)[2])
+            else:
+                ok = client(phase)
+            if not ok:
+                failed.append(phase)
+    except Exception as e:  # reported, then cleaned up like a failure
+        log(f"error: {e}")
+        failed.append("setup")
+    finally:
+        if failed:
+            for pod in kubelet.pods.values():
+                print(f"\n===== last lines of pod {pod.spec.service} (starts: {pod.starts}, exits: {pod.exits})")
+                try:
+                    print("\n".join(pod.log_path.read_text().splitlines()[-40:]))
+                except OSError:
+                    pass
+        kubelet.stop()
+        cleanup()
+    log(f"stack test took {time.monotonic() - started:.0f} s; failed: {failed or 'none'}")
+    return 1 if failed else 0
+
+
+def kill_and_recover(kubelet: Kubelet, service: str, program: str) -> bool:
+    """kill -9 one program of a pod: its supervise must exit, the pod restart."""
+    pod = kubelet.pods[service]
+    pids = pod.pids_named(program)
+    if not pids:
+        log(f"FAIL kill {service}/{program}: no such process")
+        return False
+    starts = pod.starts
+    os.kill(pids[0], signal.SIGKILL)
+    deadline = time.monotonic() + 60
+    while pod.starts == starts and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if pod.starts == starts:
+        log(f"FAIL kill {service}/{program}: the pod did not restart")
+        return False
+    exit_code = pod.exits[-1] if pod.exits else None
+    try:
+        kubelet.wait_ready([service], 120)
+    except TimeoutError as e:
+        log(f"FAIL kill {service}/{program}: {e}")
+        return False
+    log(f"PASS kill -9 {service}/{program}: supervise exited ({exit_code}), pod restarted and ready")
+    return exit_code != 0
+
+
+# The checks in order: the user-facing ones, then kill -9 of every program of
+# every pod (each followed by the checks again), data persistence last.
+ALL_PHASES: list[str] = []
+
+
+def main() -> int:
+    if os.geteuid() != 0:
+        print("the stack test needs root (network namespaces, mounts)", file=sys.stderr)
+        return 2
+    cmd = sys.argv[1] if len(sys.argv) > 1 else "run"
+    if cmd == "cleanup":
+        cleanup()
+        return 0
+    services = os.environ.get("STACK_PODS", " ".join(PODS)).split()
+    phases = os.environ.get("STACK_PHASES", " ".join(ALL_PHASES)).split()
+    return run(services, phases)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
