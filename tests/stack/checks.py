@@ -10,13 +10,21 @@ what it saw. Exit status 0 when every check passed.
 from __future__ import annotations
 
 import os
+import re
+import subprocess
 import sys
+import tempfile
 import time
 import traceback
+
+import requests
 
 LB = os.environ["LB_IP"]
 SECRETS = os.environ["SECRETS_DIR"]
 WORK = os.environ["STACK_WORK"]
+
+LOCAL = os.path.join(SECRETS, "local")  # what only the user has
+CA = os.path.join(SECRETS, "ft-tls", "ca.crt")
 
 PHASES: dict[str, list] = {}
 
@@ -26,6 +34,100 @@ def phase(name: str):
         PHASES.setdefault(name, []).append(fn)
         return fn
     return register
+
+
+def expect(cond: bool, what: str) -> None:
+    if not cond:
+        raise AssertionError(what)
+
+
+def secret(*path: str) -> str:
+    with open(os.path.join(SECRETS, *path)) as f:
+        return f.read().strip()
+
+
+def get(url: str, **kw) -> requests.Response:
+    kw.setdefault("verify", CA)
+    kw.setdefault("allow_redirects", False)
+    kw.setdefault("timeout", 20)
+    return requests.get(url, **kw)
+
+
+# --- 1. the nginx front ----------------------------------------------------------
+
+
+@phase("web")
+def http_redirects_to_https() -> str:
+    r = get(f"http://{LB}/some/page?x=1")
+    expect(r.status_code == 301, f"http://LB/ answered {r.status_code}")
+    loc = r.headers.get("Location")
+    expect(loc == f"https://{LB}/some/page?x=1", f"Location {loc}")
+    return f"301 -> {loc}"
+
+
+@phase("web")
+def https_front_page_verifies_against_ca() -> str:
+    r = get(f"https://{LB}/")  # verify=CA: fails unless the certificate checks out
+    expect(r.status_code == 200, f"https://LB/ answered {r.status_code}")
+    expect("ft_services" in r.text, "front page content")
+    try:
+        requests.get(f"https://{LB}/", timeout=10)  # system CAs only
+        raise AssertionError("the certificate verified without the generated CA")
+    except requests.exceptions.SSLError:
+        pass
+    return "200, certificate signed by the generated CA"
+
+
+@phase("web")
+def wordpress_path_redirects_307_to_5050() -> str:
+    for path in ("/wordpress", "/wordpress/"):
+        r = get(f"https://{LB}{path}")
+        expect(r.status_code == 307, f"{path} answered {r.status_code}")
+        loc = r.headers.get("Location")
+        expect(loc == f"https://{LB}:5050/", f"{path}: Location {loc}")
+    return f"307 -> https://{LB}:5050/"
+
+
+# --- 5. ssh into the nginx pod ----------------------------------------------------------
+
+
+SSH_OPTS = [
+    "-o", f"UserKnownHostsFile={LOCAL}/known_hosts",
+    "-o", "StrictHostKeyChecking=yes",
+    "-o", "ConnectTimeout=10",
+    "-o", "LogLevel=ERROR",
+]
+
+
+@phase("ssh")
+def ssh_login_with_generated_key() -> str:
+    out = subprocess.run(
+        ["ssh", *SSH_OPTS, "-o", "BatchMode=yes", "-o", "PasswordAuthentication=no",
+         "-i", f"{LOCAL}/id_ed25519", f"ft@{LB}", "id -un; hostname"],
+        capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL,
+    )
+    expect(out.returncode == 0, f"ssh exited {out.returncode}: {out.stderr.strip()}")
+    expect(out.stdout.split() == ["ft", "nginx-0"], f"ssh said {out.stdout!r}")
+    return "key login as ft on nginx-0 (host key checked)"
+
+
+@phase("ssh")
+def ssh_login_with_password() -> str:
+    with tempfile.TemporaryDirectory() as tmp:
+        askpass = os.path.join(tmp, "askpass")
+        with open(askpass, "w") as f:
+            f.write(f"#!/bin/sh\ncat '{LOCAL}/ssh-password'\n")
+        os.chmod(askpass, 0o700)
+        env = dict(os.environ, SSH_ASKPASS=askpass, SSH_ASKPASS_REQUIRE="force", DISPLAY="none")
+        out = subprocess.run(
+            ["ssh", *SSH_OPTS, "-o", "PubkeyAuthentication=no",
+             "-o", "PreferredAuthentications=password", "-o", "NumberOfPasswordPrompts=1",
+             f"ft@{LB}", "id -un"],
+            capture_output=True, text=True, timeout=30, env=env, stdin=subprocess.DEVNULL,
+        )
+    expect(out.returncode == 0, f"ssh exited {out.returncode}: {out.stderr.strip()}")
+    expect(out.stdout.strip() == "ft", f"ssh said {out.stdout!r}")
+    return "password login as ft"
 
 
 def main() -> int:
