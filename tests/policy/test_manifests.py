@@ -29,7 +29,7 @@ CONTRACT = {
     "influxdb": ("ClusterIP", [8086]),
 }
 # service -> data directory on its PersistentVolumeClaim
-VOLUMES = {"mysql": "/var/lib/mysql", "influxdb": "/var/lib/influxdb", "ftps": "/srv/ftps"}
+VOLUMES = {"mysql": "/var/lib/mysql", "influxdb": "/var/lib/influxdb", "ftps": "/var/lib/ftps"}
 # Secret -> services mounting it (contract's "used by"; every pod's collector
 # also reads its InfluxDB password)
 SECRET_USERS = {
