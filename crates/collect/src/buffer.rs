@@ -104,17 +104,19 @@ impl Buffer {
         self.counters.written += batch.points as u64;
     }
 
-    /// Removes a batch InfluxDB rejected as malformed: retrying it would
-    /// block everything behind it forever. Counted as dropped.
-    pub fn discard(&mut self, batch: &Batch) {
+    /// Removes a batch InfluxDB refused (in part: `rejected` of its points):
+    /// retrying it would block everything behind it forever. The refused
+    /// points count as dropped, the others as written.
+    pub fn discard(&mut self, batch: &Batch, rejected: usize) {
         while self
             .lines
             .front()
             .is_some_and(|(s, _)| *s <= batch.last_seq)
         {
             self.lines.pop_front();
-            self.counters.dropped += 1;
         }
+        self.counters.dropped += rejected as u64;
+        self.counters.written += (batch.points - rejected) as u64;
     }
 }
 

@@ -224,11 +224,15 @@ impl Writer {
                     backoff = self.config.retry_initial;
                 }
                 Outcome::Rejected(body) => {
+                    // "partial write: ... dropped=N": the rest was written.
+                    let rejected = partial_write_dropped(&body)
+                        .unwrap_or(batch.points)
+                        .min(batch.points);
                     let mut b = shared.buffer();
                     b.counters.write_errors += 1;
-                    b.discard(&batch);
+                    b.discard(&batch, rejected);
                     drop(b);
-                    tracing::warn!(points = batch.points, %body, "InfluxDB rejected a batch; dropped it");
+                    tracing::warn!(points = batch.points, rejected, %body, "InfluxDB refused points; they are dropped");
                 }
                 Outcome::Failed(e) => {
                     shared.buffer().counters.write_errors += 1;
@@ -250,6 +254,16 @@ impl Writer {
             }
         }
     }
+}
+
+/// The `dropped=N` of InfluxDB's "partial write" error.
+fn partial_write_dropped(body: &str) -> Option<usize> {
+    if !body.contains("partial write") {
+        return None;
+    }
+    let rest = &body[body.rfind("dropped=")? + "dropped=".len()..];
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
 }
 
 /// How long the writer may go on flushing after a stop request.

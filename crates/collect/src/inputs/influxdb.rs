@@ -58,13 +58,12 @@ pub fn parse(json: &str, url: &str) -> Result<Vec<Point>, String> {
     Ok(points)
 }
 
+/// Every number as a float, as Telegraf's influxdb input writes them: JSON
+/// does not say whether `0` is an integer or a float that happens to be
+/// zero (Go's `GCCPUFraction` starts at 0), and a field must keep one type.
 fn number(v: &Value) -> Option<FieldValue> {
     match v {
-        Value::Number(n) => n
-            .as_i64()
-            .map(FieldValue::Integer)
-            .or_else(|| n.as_u64().map(FieldValue::from))
-            .or_else(|| n.as_f64().map(FieldValue::Float)),
+        Value::Number(n) => n.as_f64().map(FieldValue::Float),
         Value::Bool(b) => Some(FieldValue::Boolean(*b)),
         _ => None,
     }
