@@ -23,8 +23,10 @@
 //!
 //! # What it does
 //! Explicit FTPS only: `AUTH TLS` (TLS 1.2 or 1.3) is required before `USER`,
-//! and `PROT P` before any data transfer (`FtpsRequired::All` on both
-//! channels); passive mode (PASV and EPSV) in the configured port range. Each
+//! and `PROT P` before any data port is opened; ftpsd terminates the control
+//! connection's TLS itself and relays the commands to libunftp, because
+//! libunftp 0.24 enforces `PROT P` for `PASV` only ([`control_channel`]).
+//! Passive mode (PASV and EPSV) in the configured port range. Each
 //! user is confined to `<data_root>/<name>`, created (mode 0700) at first
 //! login; the back end resolves every path beneath that directory with
 //! `cap-std`, so `..`, absolute paths and symlinks cannot leave it. Failed
@@ -43,6 +45,7 @@
 
 pub mod accounts;
 pub mod config;
+pub mod control_channel;
 pub mod login_guard;
 pub mod metrics;
 pub mod server;

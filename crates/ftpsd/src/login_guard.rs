@@ -30,7 +30,7 @@ struct Failures {
     locked_until: Option<Instant>,
 }
 
-/// The `Authenticator` ftpsd gives libunftp.
+/// Users, policy and failure counts shared by all sessions.
 #[derive(Debug)]
 pub struct LoginGuard {
     users: Arc<Users>,
@@ -109,14 +109,14 @@ impl LoginGuard {
     }
 }
 
-#[async_trait]
-impl Authenticator for LoginGuard {
-    async fn authenticate(
+impl LoginGuard {
+    /// Checks a login from client address `ip`.
+    pub async fn check(
         &self,
+        ip: IpAddr,
         username: &str,
         creds: &Credentials,
     ) -> Result<Principal, AuthenticationError> {
-        let ip = creds.source_ip;
         let verdict = if self.locked(ip, Instant::now()) {
             Verdict::LockedOut
         } else {
@@ -163,6 +163,25 @@ impl Authenticator for LoginGuard {
         };
         tokio::time::sleep(self.policy.failure_delay).await;
         Err(outcome)
+    }
+}
+
+/// The `Authenticator` of one session: libunftp sees the session through a
+/// loopback relay, so the client's real address is carried here.
+#[derive(Debug)]
+pub struct SessionLogin {
+    pub guard: Arc<LoginGuard>,
+    pub client_ip: IpAddr,
+}
+
+#[async_trait]
+impl Authenticator for SessionLogin {
+    async fn authenticate(
+        &self,
+        username: &str,
+        creds: &Credentials,
+    ) -> Result<Principal, AuthenticationError> {
+        self.guard.check(self.client_ip, username, creds).await
     }
 
     fn name(&self) -> &str {

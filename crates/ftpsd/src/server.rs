@@ -1,10 +1,11 @@
 //! The accept loop: counts sessions against `max_sessions` (one more gets
-//! `421` and is closed) and hands each accepted control connection to
-//! libunftp, configured for FTPS on control and data channels.
+//! `421` and is closed), and for each accepted control connection starts a
+//! libunftp session behind the TLS-terminating relay of [`crate::control_channel`].
 
 use crate::accounts::{Account, AccountProvider};
 use crate::config::Config;
-use crate::login_guard::{LoginGuard, LoginPolicy};
+use crate::control_channel::{Loopback, PassiveBinder};
+use crate::login_guard::{LoginGuard, LoginPolicy, SessionLogin};
 use crate::metrics::Metrics;
 use crate::transfer_log::TransferLog;
 use crate::users::Users;
@@ -46,7 +47,7 @@ pub struct Ftpsd {
     guard: Arc<LoginGuard>,
     provider: Arc<AccountProvider>,
     tls: Arc<rustls::ServerConfig>,
-    passive_host: PassiveHost,
+    passive_address: Option<std::net::Ipv4Addr>,
     greeting: &'static str,
     metrics: Metrics,
 }
@@ -70,10 +71,7 @@ impl Ftpsd {
                 source: std::io::Error::other("not a directory"),
             });
         }
-        let passive_host = match config.passive_address()? {
-            Some(ip) => PassiveHost::Ip(ip),
-            None => PassiveHost::FromConnection,
-        };
+        let passive_address = config.passive_address()?;
         let metrics = Metrics::register()?;
         let policy = LoginPolicy {
             failure_delay: config.failure_delay(),
@@ -89,7 +87,7 @@ impl Ftpsd {
             guard,
             provider,
             tls,
-            passive_host,
+            passive_address,
             greeting,
             metrics,
         })
@@ -122,6 +120,10 @@ impl Ftpsd {
             }
         });
 
+        let loopback = Loopback::start().await.map_err(|source| StartError::Bind {
+            addr: "127.0.0.1:0 (internal)".into(),
+            source,
+        })?;
         let this = Arc::new(self);
         let slots = Arc::new(Semaphore::new(this.config.max_sessions));
         let mut terminate = tokio::signal::unix::signal(
@@ -152,16 +154,12 @@ impl Ftpsd {
                 continue;
             };
             let this = this.clone();
+            let loopback = loopback.clone();
             tokio::spawn(async move {
                 this.metrics.session_started();
                 tracing::debug!(client = %peer, "session start");
-                match this.session_server() {
-                    Ok(server) => {
-                        if let Err(e) = server.service(stream).await {
-                            tracing::warn!(client = %peer, error = %e, "session ended with an error");
-                        }
-                    }
-                    Err(e) => tracing::error!(error = %e, "cannot set up session"),
+                if let Err(e) = this.session(stream, peer, &loopback).await {
+                    tracing::info!(client = %peer, error = %e, "session ended with an error");
                 }
                 this.metrics.session_ended();
                 drop(slot);
@@ -171,23 +169,63 @@ impl Ftpsd {
         Ok(())
     }
 
+    /// Serves one client: libunftp on one end of a loopback pair, the relay
+    /// between it and the client.
+    async fn session(
+        &self,
+        client: TcpStream,
+        peer: std::net::SocketAddr,
+        loopback: &Loopback,
+    ) -> std::io::Result<()> {
+        let _ = client.set_nodelay(true);
+        let local = client.local_addr()?;
+        let (ours, theirs) = loopback.pair().await?;
+        let server = self
+            .session_server(peer.ip(), local.ip())
+            .map_err(std::io::Error::other)?;
+        let backend = tokio::spawn(server.service(theirs));
+        let relayed = crate::control_channel::relay(client, ours, self.tls.clone()).await;
+        // The relay closed libunftp's end; its session winds down by itself.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), backend).await;
+        relayed
+    }
+
     /// A libunftp server for one control connection. Cheap: it shares the
-    /// authenticator, TLS configuration (and so its session cache) and
+    /// login guard, TLS configuration (and so its session cache) and
     /// account provider with every other session.
     fn session_server(
         &self,
+        client_ip: std::net::IpAddr,
+        local_ip: std::net::IpAddr,
     ) -> Result<libunftp::Server<Filesystem, Account>, libunftp::ServerError> {
+        let local_ip = match local_ip {
+            std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(local_ip, std::net::IpAddr::V4),
+            v4 => v4,
+        };
+        // PASV announces the configured address, else the address the client reached.
+        let passive_host = match (self.passive_address, local_ip) {
+            (Some(ip), _) => PassiveHost::Ip(ip),
+            (None, std::net::IpAddr::V4(ip)) => PassiveHost::Ip(ip),
+            (None, std::net::IpAddr::V6(_)) => PassiveHost::FromConnection,
+        };
         let root = self.config.data_root.clone();
         let storage = Box::new(move || {
             // The root was checked at start; losing it later is fatal for the pod anyway.
             Filesystem::new(root.clone()).expect("data root must stay an openable directory")
         });
-        ServerBuilder::with_authenticator(storage, self.guard.clone())
+        let login = Arc::new(SessionLogin {
+            guard: self.guard.clone(),
+            client_ip,
+        });
+        ServerBuilder::with_authenticator(storage, login)
             .user_detail_provider(self.provider.clone())
             .ftps_manual::<std::path::PathBuf>(self.tls.clone())
-            .ftps_required(FtpsRequired::All, FtpsRequired::All)
+            // The relay enforces TLS on the control connection (libunftp only
+            // sees its plaintext loopback side) and PROT P before any data port.
+            .ftps_required(FtpsRequired::None, FtpsRequired::All)
             .passive_ports(self.config.passive.port_min..=self.config.passive.port_max)
-            .passive_host(self.passive_host.clone())
+            .passive_host(passive_host)
+            .binder(PassiveBinder { ip: local_ip })
             .idle_session_timeout(self.config.idle_timeout_seconds)
             .greeting(self.greeting)
             .metrics()

@@ -1,0 +1,345 @@
+//! Test fixture: a throw-away CA and certificate, a users file, a data root,
+//! and the built `ftpsd` binary listening on free loopback ports.
+#![allow(clippy::unwrap_used, dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::{TcpListener, TcpStream};
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const USER: &str = "alice";
+pub const PASSWORD: &str = "alice-Pw1";
+pub const OTHER_USER: &str = "bob";
+pub const OTHER_PASSWORD: &str = "bob-Pw2";
+
+/// Options that differ between tests.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub max_sessions: usize,
+    pub idle_timeout_seconds: u64,
+    pub failure_delay_ms: u64,
+    pub max_failures: u32,
+    pub lockout_seconds: u64,
+    pub passive_ports: u16,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            max_sessions: 100,
+            idle_timeout_seconds: 60,
+            failure_delay_ms: 200,
+            max_failures: 5,
+            lockout_seconds: 60,
+            passive_ports: 20,
+        }
+    }
+}
+
+/// A running ftpsd; killed on drop.
+#[derive(Debug)]
+pub struct Ftpsd {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    pub metrics_port: u16,
+    child: Child,
+}
+
+impl Ftpsd {
+    pub fn start() -> Self {
+        Self::start_with(Options::default())
+    }
+
+    pub fn start_with(options: Options) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        make_certificate(dir.path());
+        let data = dir.path().join("data");
+        std::fs::create_dir(&data).unwrap();
+        let iterations = NonZeroU32::new(1000).unwrap();
+        let users = format!(
+            "# test users\n{USER}:{}\n{OTHER_USER}:{}\n",
+            ftpsd::users::PasswordHash::create(PASSWORD, iterations).unwrap(),
+            ftpsd::users::PasswordHash::create(OTHER_PASSWORD, iterations).unwrap()
+        );
+        std::fs::write(dir.path().join("users"), users).unwrap();
+        let port = free_port();
+        let metrics_port = free_port();
+        let pasv = free_port_range(options.passive_ports);
+        let config = format!(
+            r#"
+listen = "127.0.0.1:{port}"
+metrics_listen = "127.0.0.1:{metrics_port}"
+data_root = "{data}"
+users_file = "{users}"
+max_sessions = {max_sessions}
+idle_timeout_seconds = {idle}
+[tls]
+cert = "{cert}"
+key = "{key}"
+[passive]
+port_min = {pasv}
+port_max = {pasv_max}
+address = "127.0.0.1"
+[login]
+failure_delay_ms = {delay}
+max_failures = {max_failures}
+lockout_seconds = {lockout}
+"#,
+            data = data.display(),
+            users = dir.path().join("users").display(),
+            max_sessions = options.max_sessions,
+            idle = options.idle_timeout_seconds,
+            cert = dir.path().join("tls.crt").display(),
+            key = dir.path().join("tls.key").display(),
+            pasv_max = pasv + options.passive_ports - 1,
+            delay = options.failure_delay_ms,
+            max_failures = options.max_failures,
+            lockout = options.lockout_seconds,
+        );
+        let config_path = dir.path().join("ftpsd.toml");
+        std::fs::write(&config_path, config).unwrap();
+        let log = std::fs::File::create(dir.path().join("ftpsd.log")).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_ftpsd"))
+            .arg("--config")
+            .arg(&config_path)
+            .env("RUST_LOG", "info,libunftp=warn")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let mut server = Self {
+            dir,
+            port,
+            metrics_port,
+            child,
+        };
+        server.wait_ready();
+        server
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("ftpsd exited early ({status}): {}", self.log());
+            }
+            if TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+                && TcpStream::connect(("127.0.0.1", self.metrics_port)).is_ok()
+            {
+                return;
+            }
+            assert!(Instant::now() < deadline, "ftpsd not ready: {}", self.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn ca(&self) -> PathBuf {
+        self.dir.path().join("ca.crt")
+    }
+
+    pub fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn home(&self, user: &str) -> PathBuf {
+        self.data().join(user)
+    }
+
+    pub fn url(&self) -> String {
+        format!("ftp://127.0.0.1:{}", self.port)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("ftpsd.log")).unwrap_or_default()
+    }
+
+    /// The text of `GET /metrics`, fetched with curl.
+    pub fn metrics(&self) -> String {
+        let out = run(Command::new("curl").args([
+            "-sS",
+            "--fail",
+            &format!("http://127.0.0.1:{}/metrics", self.metrics_port),
+        ]));
+        assert!(out.status.success(), "metrics: {}", stderr(&out));
+        stdout(&out)
+    }
+
+    /// Runs the Python client script with a scenario.
+    pub fn python(&self, scenario: &str, extra: &[&str]) -> Output {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ftps_client.py");
+        run(Command::new("python3")
+            .arg(script)
+            .arg(scenario)
+            .args(["--port", &self.port.to_string(), "--cafile"])
+            .arg(self.ca())
+            .args(["--user", USER, "--password", PASSWORD])
+            .args(extra))
+    }
+
+    /// Runs lftp with FTPS forced and the certificate verified against the test CA.
+    pub fn lftp(&self, user: &str, password: &str, commands: &str) -> Output {
+        let script = format!(
+            "set ssl:ca-file {ca}; set ssl:verify-certificate true; set ftp:ssl-force true; \
+             set ftp:ssl-protect-data true; set ftp:passive-mode true; set net:max-retries 1; \
+             set net:timeout 15; set net:reconnect-interval-base 1; set cmd:fail-exit true; \
+             open -u {user},{password} ftp://localhost:{port}; {commands}; quit",
+            ca = self.ca().display(),
+            port = self.port,
+        );
+        run(Command::new("lftp").arg("-c").arg(script))
+    }
+
+    /// Runs curl with TLS required, against the test CA.
+    pub fn curl(&self, args: &[&str]) -> Output {
+        let ca = self.ca();
+        run(Command::new("curl")
+            .args(["-sS", "--ssl-reqd", "--max-time", "60", "--cacert"])
+            .arg(ca)
+            .args(["-u", &format!("{USER}:{PASSWORD}")])
+            .args(args))
+    }
+}
+
+impl Drop for Ftpsd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn run(command: &mut Command) -> Output {
+    command
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"))
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A CA and a server certificate for 127.0.0.1 and localhost, with openssl.
+fn make_certificate(dir: &Path) {
+    let openssl = |args: &[&str]| {
+        let out = run(Command::new("openssl").args(args).current_dir(dir));
+        assert!(out.status.success(), "openssl {args:?}: {}", stderr(&out));
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    openssl(
+        &[
+            &["req", "-x509"],
+            &ec[..],
+            &[
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.crt",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=ftpsd test CA",
+            ],
+        ]
+        .concat(),
+    );
+    openssl(
+        &[
+            &["req"],
+            &ec[..],
+            &[
+                "-keyout",
+                "tls.key",
+                "-out",
+                "tls.csr",
+                "-subj",
+                "/CN=localhost",
+            ],
+        ]
+        .concat(),
+    );
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+    )
+    .unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "tls.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "tls.crt",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ]);
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The first of `n` consecutive ports that are free now.
+fn free_port_range(n: u16) -> u16 {
+    let seed =
+        std::process::id() as u64 ^ Instant::now().elapsed().as_nanos() as u64 ^ free_port() as u64;
+    let mut base = 20000 + (seed.wrapping_mul(2654435761) % 20000) as u16;
+    for _ in 0..200 {
+        if (base..base + n).all(|p| TcpListener::bind(("127.0.0.1", p)).is_ok()) {
+            return base;
+        }
+        base = 20000 + (base - 20000 + n + 37) % 25000;
+    }
+    panic!("no {n} free consecutive ports");
+}
+
+/// Reads the control connection's first line (the greeting or a refusal).
+pub fn first_reply(port: u16) -> String {
+    let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(stream).read_line(&mut line).unwrap();
+    line
+}
+
+/// Polls `check` until it holds or the deadline passes.
+pub fn wait_until(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The value of a metric line (exact series name with labels).
+pub fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|line| {
+        line.strip_prefix(series)
+            .and_then(|rest| rest.strip_prefix(' '))
+            .and_then(|v| v.trim().parse().ok())
+    })
+}

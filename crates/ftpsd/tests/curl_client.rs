@@ -1,0 +1,179 @@
+//! ftpsd driven by curl (`--ssl-reqd`, certificate verified against the test CA).
+#![allow(clippy::unwrap_used)]
+
+mod common;
+use common::*;
+use std::io::{Read, Write};
+use std::process::Command;
+
+fn assert_success(out: &std::process::Output, server: &Ftpsd, what: &str) {
+    assert!(
+        out.status.success(),
+        "curl {what} failed ({}):\n{}\nserver log:\n{}",
+        out.status,
+        stderr(out),
+        server.log()
+    );
+}
+
+#[test]
+fn curl_workflow_with_resume_and_session_reuse() {
+    let server = Ftpsd::start();
+    let local = tempfile::tempdir().unwrap();
+    let data: Vec<u8> = (0..1_500_000u32).map(|i| (i * 13 % 253) as u8).collect();
+    let a = local.path().join("a.bin");
+    std::fs::write(&a, &data).unwrap();
+    let url = server.url();
+
+    let out = server.curl(&[
+        "-v",
+        "--ftp-create-dirs",
+        "-T",
+        a.to_str().unwrap(),
+        &format!("{url}/dir1/a.bin"),
+    ]);
+    assert_success(&out, &server, "upload");
+    let out = server.curl(&["-v", "--list-only", &format!("{url}/dir1/")]);
+    assert_success(&out, &server, "list");
+    assert_eq!(stdout(&out).trim(), "a.bin");
+    let back = local.path().join("back.bin");
+    let out = server.curl(&[
+        "-v",
+        "-o",
+        back.to_str().unwrap(),
+        &format!("{url}/dir1/a.bin"),
+    ]);
+    assert_success(&out, &server, "download");
+    assert_eq!(std::fs::read(&back).unwrap(), data);
+    // curl resumes the control connection's TLS session on the data connection.
+    assert!(
+        stderr(&out).contains("SSL re-using session ID"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = server.curl(&[
+        "-Q",
+        "RNFR dir1/a.bin",
+        "-Q",
+        "RNTO dir1/b.bin",
+        "--list-only",
+        &format!("{url}/dir1/"),
+    ]);
+    assert_success(&out, &server, "rename");
+    assert_eq!(stdout(&out).trim(), "b.bin");
+
+    // Resume a download from a partial local file, and an upload onto a partial remote file.
+    let part = local.path().join("part.bin");
+    std::fs::write(&part, &data[..400_000]).unwrap();
+    let out = server.curl(&[
+        "-C",
+        "-",
+        "-o",
+        part.to_str().unwrap(),
+        &format!("{url}/dir1/b.bin"),
+    ]);
+    assert_success(&out, &server, "resumed download");
+    assert_eq!(std::fs::read(&part).unwrap(), data);
+    let home = server.home(USER);
+    std::fs::write(home.join("up.bin"), &data[..600_000]).unwrap();
+    let out = server.curl(&[
+        "-C",
+        "-",
+        "-T",
+        a.to_str().unwrap(),
+        &format!("{url}/up.bin"),
+    ]);
+    assert_success(&out, &server, "resumed upload");
+    assert_eq!(std::fs::read(home.join("up.bin")).unwrap(), data);
+    let log = server.log();
+    assert!(
+        log.contains("bytes=1100000") && log.contains("bytes=900000"),
+        "transfers did not resume:\n{log}"
+    );
+
+    let out = server.curl(&[
+        "-Q",
+        "DELE dir1/b.bin",
+        "-Q",
+        "RMD dir1",
+        "-Q",
+        "DELE up.bin",
+        "--list-only",
+        &format!("{url}/"),
+    ]);
+    assert_success(&out, &server, "delete");
+    assert_eq!(stdout(&out).trim(), "");
+    assert_eq!(std::fs::read_dir(&home).unwrap().count(), 0);
+}
+
+#[test]
+fn curl_refusals() {
+    let server = Ftpsd::start();
+    let url = server.url();
+    let ca = server.ca();
+    let base = |extra: &[&str]| {
+        let mut c = Command::new("curl");
+        c.args(["-sS", "--max-time", "30", "--cacert", ca.to_str().unwrap()])
+            .args(extra);
+        run(&mut c)
+    };
+    // Wrong password: 530, curl exit 67.
+    let out = base(&["--ssl-reqd", "-u", "alice:wrong", &format!("{url}/")]);
+    assert_eq!(out.status.code(), Some(67), "{}", stderr(&out));
+    // No TLS at all: the login is refused.
+    let out = base(&["-u", &format!("{USER}:{PASSWORD}"), &format!("{url}/")]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("534") || stderr(&out).contains("530"),
+        "{}",
+        stderr(&out)
+    );
+    // TLS on control only (PROT C): no data moves.
+    let out = base(&[
+        "--ftp-ssl-control",
+        "-u",
+        &format!("{USER}:{PASSWORD}"),
+        "--list-only",
+        &format!("{url}/"),
+    ]);
+    assert!(!out.status.success(), "plaintext data connection accepted");
+    // Traversal.
+    for path in ["/../../../etc/passwd", "/%2Fetc/passwd", "/../bob/x"] {
+        let out = server.curl(&["--path-as-is", &format!("{url}{path}")]);
+        assert!(!out.status.success(), "{path} readable: {}", stdout(&out));
+    }
+}
+
+#[test]
+fn curl_200_mib_round_trip_keeps_sha256() {
+    let server = Ftpsd::start();
+    let local = tempfile::tempdir().unwrap();
+    let src = local.path().join("big.bin");
+    {
+        // Pseudo-random, incompressible content.
+        let mut urandom = std::fs::File::open("/dev/urandom").unwrap();
+        let mut out = std::io::BufWriter::new(std::fs::File::create(&src).unwrap());
+        let mut chunk = vec![0u8; 1 << 20];
+        for _ in 0..200 {
+            urandom.read_exact(&mut chunk).unwrap();
+            out.write_all(&chunk).unwrap();
+        }
+    }
+    let url = format!("{}/big.bin", server.url());
+    let out = server.curl(&["-T", src.to_str().unwrap(), &url]);
+    assert_success(&out, &server, "upload");
+    let back = local.path().join("back.bin");
+    let out = server.curl(&["-o", back.to_str().unwrap(), &url]);
+    assert_success(&out, &server, "download");
+    let sha = |p: &std::path::Path| {
+        stdout(&run(Command::new("sha256sum").arg(p)))
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(std::fs::metadata(&back).unwrap().len(), 200 << 20);
+    assert_eq!(sha(&src), sha(&back));
+    assert_eq!(sha(&src), sha(&server.home(USER).join("big.bin")));
+}

@@ -1,0 +1,134 @@
+//! ftpsd driven by lftp (ftp:ssl-force, certificate verified against the test CA).
+#![allow(clippy::unwrap_used)]
+
+mod common;
+use common::*;
+
+fn assert_success(out: &std::process::Output, server: &Ftpsd, what: &str) {
+    assert!(
+        out.status.success(),
+        "lftp {what} failed:\n{}\n{}\nserver log:\n{}",
+        stdout(out),
+        stderr(out),
+        server.log()
+    );
+}
+
+#[test]
+fn lftp_workflow_with_resume() {
+    let server = Ftpsd::start();
+    let local = tempfile::tempdir().unwrap();
+    let data: Vec<u8> = (0..2_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(local.path().join("a.bin"), &data).unwrap();
+    let l = local.path().display();
+
+    let out = server.lftp(
+        USER,
+        PASSWORD,
+        &format!(
+            "mkdir dir1; put {l}/a.bin -o dir1/a.bin; ls dir1; get dir1/a.bin -o {l}/back.bin; \
+             mv dir1/a.bin dir1/b.bin; cls -1 dir1"
+        ),
+    );
+    assert_success(&out, &server, "workflow");
+    let listing = stdout(&out);
+    assert!(
+        listing.contains("a.bin") && listing.contains("b.bin"),
+        "{listing}"
+    );
+    assert_eq!(std::fs::read(local.path().join("back.bin")).unwrap(), data);
+    let home = server.home(USER);
+    assert_eq!(std::fs::read(home.join("dir1/b.bin")).unwrap(), data);
+
+    // Resume an interrupted download: a local file holding the first part.
+    std::fs::write(local.path().join("part.bin"), &data[..700_000]).unwrap();
+    // Resume an interrupted upload: the server holding the first part.
+    std::fs::write(home.join("up.bin"), &data[..900_000]).unwrap();
+    let out = server.lftp(
+        USER,
+        PASSWORD,
+        &format!("get -c dir1/b.bin -o {l}/part.bin; put -c {l}/a.bin -o up.bin"),
+    );
+    assert_success(&out, &server, "resume");
+    assert_eq!(std::fs::read(local.path().join("part.bin")).unwrap(), data);
+    assert_eq!(std::fs::read(home.join("up.bin")).unwrap(), data);
+    let log = server.log();
+    assert!(
+        log.contains("bytes=1300000"),
+        "download did not resume at 700000:\n{log}"
+    );
+    assert!(
+        log.contains("bytes=1100000"),
+        "upload did not resume at 900000:\n{log}"
+    );
+
+    let out = server.lftp(
+        USER,
+        PASSWORD,
+        "rm dir1/b.bin; rm up.bin; rmdir dir1; cls -1",
+    );
+    assert_success(&out, &server, "delete");
+    assert_eq!(std::fs::read_dir(&home).unwrap().count(), 0);
+}
+
+#[test]
+fn lftp_refusals() {
+    let server = Ftpsd::start();
+    let out = server.lftp(USER, "wrong-password", "ls");
+    assert!(
+        !out.status.success(),
+        "wrong password accepted: {}",
+        stdout(&out)
+    );
+    assert!(stderr(&out).contains("530"), "{}", stderr(&out));
+
+    // Without TLS the login is refused.
+    let script = format!(
+        "set ftp:ssl-allow false; set net:max-retries 1; open -u {USER},{PASSWORD} ftp://localhost:{}; ls; quit",
+        server.port
+    );
+    let out = run(std::process::Command::new("lftp").arg("-c").arg(script));
+    assert!(
+        !out.status.success(),
+        "plaintext login accepted: {}",
+        stdout(&out)
+    );
+
+    // TLS on the control connection only: the plaintext data connection is refused.
+    let script = format!(
+        "set ssl:ca-file {}; set ftp:ssl-force true; set ftp:ssl-protect-data false; set ftp:ssl-protect-list false; \
+         set net:max-retries 1; set net:timeout 10; set cmd:fail-exit true; open -u {USER},{PASSWORD} ftp://localhost:{}; ls; quit",
+        server.ca().display(),
+        server.port
+    );
+    let out = run(std::process::Command::new("lftp").arg("-c").arg(script));
+    assert!(
+        !out.status.success(),
+        "plaintext data accepted: {}",
+        stdout(&out)
+    );
+
+    // Traversal through `..` and a symlink out of the home.
+    let home = server.home(USER);
+    std::fs::create_dir_all(&home).unwrap();
+    std::os::unix::fs::symlink("/etc", home.join("etc_link")).unwrap();
+    let local = tempfile::tempdir().unwrap();
+    for command in [
+        "get ../../../etc/passwd",
+        "get etc_link/passwd",
+        "get /etc/passwd",
+    ] {
+        let out = server.lftp(
+            USER,
+            PASSWORD,
+            &format!("lcd {}; {command}", local.path().display()),
+        );
+        assert!(!out.status.success(), "{command} succeeded");
+    }
+    let leaked: Vec<_> = std::fs::read_dir(local.path())
+        .unwrap()
+        .filter_map(|e| std::fs::metadata(e.unwrap().path()).ok())
+        .filter(|m| m.len() > 0)
+        .collect();
+    assert!(leaked.is_empty(), "files read from outside the home");
+}

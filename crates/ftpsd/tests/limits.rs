@@ -1,0 +1,144 @@
+//! Session limit, metrics endpoint and command line.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+use common::*;
+use std::io::{BufRead, BufReader};
+use std::net::TcpStream;
+use std::process::Command;
+use std::time::Duration;
+
+fn greeted(port: u16) -> TcpStream {
+    let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(&stream).read_line(&mut line).unwrap();
+    assert!(line.starts_with("220 "), "greeting {line:?}");
+    stream
+}
+
+#[test]
+fn max_sessions_gets_a_421_reply() {
+    let server = Ftpsd::start_with(Options {
+        max_sessions: 2,
+        ..Options::default()
+    });
+    let first = greeted(server.port);
+    let _second = greeted(server.port);
+    let reply = first_reply(server.port);
+    assert!(reply.starts_with("421 "), "third session got {reply:?}");
+    // A real client sees the refusal too.
+    let out = server.curl(&["--list-only", &format!("{}/", server.url())]);
+    assert!(!out.status.success(), "curl over the limit succeeded");
+    drop(first);
+    wait_until("a free session slot", Duration::from_secs(10), || {
+        first_reply(server.port).starts_with("220 ")
+    });
+    let metrics = server.metrics();
+    assert!(
+        metric(&metrics, "ftpsd_sessions_refused_total").unwrap() >= 2.0,
+        "{metrics}"
+    );
+}
+
+#[test]
+fn metrics_count_logins_bytes_and_commands() {
+    let server = Ftpsd::start();
+    let file = server.dir.path().join("up.bin");
+    std::fs::write(&file, vec![7u8; 100_000]).unwrap();
+    let up = server.curl(&[
+        "-T",
+        file.to_str().unwrap(),
+        &format!("{}/up.bin", server.url()),
+    ]);
+    assert!(up.status.success(), "{}", stderr(&up));
+    let down = server.curl(&["-o", "/dev/null", &format!("{}/up.bin", server.url())]);
+    assert!(down.status.success(), "{}", stderr(&down));
+    let bad = Command::new("curl")
+        .args([
+            "-sS",
+            "--ssl-reqd",
+            "--cacert",
+            server.ca().to_str().unwrap(),
+            "-u",
+            "alice:nope",
+            &format!("{}/", server.url()),
+        ])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+
+    let text = server.metrics();
+    assert_eq!(
+        metric(&text, r#"ftpsd_logins_total{result="ok"}"#),
+        Some(2.0),
+        "{text}"
+    );
+    assert_eq!(
+        metric(&text, r#"ftpsd_logins_total{result="failed"}"#),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        metric(&text, "ftp_backend_write_bytes"),
+        Some(100_000.0),
+        "{text}"
+    );
+    assert_eq!(
+        metric(&text, "ftp_backend_read_bytes"),
+        Some(100_000.0),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"ftp_command_total{command="stor"}"#)
+            || text.contains(r#"ftp_command_total{command="STOR"}"#),
+        "{text}"
+    );
+    assert!(text.contains("ftp_sessions_count"), "{text}");
+    assert!(text.contains("ftpsd_sessions_active"), "{text}");
+}
+
+#[test]
+fn check_config_and_hash_password() {
+    let server = Ftpsd::start();
+    let config = server.dir.path().join("ftpsd.toml");
+    let ok = run(Command::new(env!("CARGO_BIN_EXE_ftpsd"))
+        .arg("--check-config")
+        .arg("--config")
+        .arg(&config));
+    assert!(ok.status.success(), "{}", stderr(&ok));
+    let bad_config = server.dir.path().join("bad.toml");
+    std::fs::write(&bad_config, "[passive]\nport_min = 5\nport_max = 4\n").unwrap();
+    let bad = run(Command::new(env!("CARGO_BIN_EXE_ftpsd"))
+        .arg("--check-config")
+        .arg("--config")
+        .arg(&bad_config));
+    assert!(!bad.status.success());
+    assert!(
+        stderr(&bad).contains("passive port range"),
+        "{}",
+        stderr(&bad)
+    );
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ftpsd"))
+        .args(["hash-password", "--iterations", "2000"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"correct horse\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let hash = stdout(&out).trim().to_owned();
+    assert!(hash.starts_with("$pbkdf2-sha256$i=2000$"), "{hash}");
+    let parsed = ftpsd::users::PasswordHash::parse(&hash).unwrap();
+    assert!(parsed.verify("correct horse"));
+    assert!(!parsed.verify("correct horse\n"));
+}

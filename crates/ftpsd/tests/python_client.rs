@@ -1,0 +1,153 @@
+//! ftpsd driven by Python's ftplib.FTP_TLS (`tests/ftps_client.py`).
+#![allow(clippy::unwrap_used)]
+
+mod common;
+use common::*;
+use std::time::Duration;
+
+fn assert_ok(out: &std::process::Output, server: &Ftpsd) {
+    assert!(
+        out.status.success() && stdout(out).lines().last() == Some("OK"),
+        "python failed:\n{}\n{}\nserver log:\n{}",
+        stdout(out),
+        stderr(out),
+        server.log()
+    );
+}
+
+#[test]
+fn workflow_resume_session_reuse_and_plaintext_refusal() {
+    let server = Ftpsd::start();
+    let out = server.python("workflow", &[]);
+    assert_ok(&out, &server);
+    assert!(stdout(&out).contains("all resumed the control session"));
+    let home = server.home(USER);
+    assert_eq!(
+        std::fs::metadata(home.join("resume.bin")).unwrap().len(),
+        3 << 20
+    );
+    assert!(!home.join("dir1").exists());
+    let log = server.log();
+    assert!(
+        log.contains("login failed") && log.contains("upload") && log.contains("rename"),
+        "{log}"
+    );
+}
+
+#[test]
+fn tls12_resumes_and_older_versions_are_refused() {
+    let server = Ftpsd::start();
+    assert_ok(&server.python("tls12", &[]), &server);
+}
+
+#[test]
+fn traversal_and_symlinks_stay_inside_home() {
+    let server = Ftpsd::start();
+    let outside = server.dir.path().join("outside");
+    std::fs::create_dir(&outside).unwrap();
+    std::fs::write(outside.join("outside.txt"), "outside\n").unwrap();
+    let bob = server.home(OTHER_USER);
+    std::fs::create_dir(&bob).unwrap();
+    std::fs::write(bob.join("secret.txt"), "bob's secret\n").unwrap();
+    let alice = server.home(USER);
+    std::fs::create_dir(&alice).unwrap();
+    std::fs::write(alice.join("hello.txt"), "hello\n").unwrap();
+    let link = |target: &std::path::Path, name: &str| {
+        std::os::unix::fs::symlink(target, alice.join(name)).unwrap()
+    };
+    link("/etc".as_ref(), "etc_link");
+    link(&bob, "bob_abs");
+    link("../bob".as_ref(), "bob_rel");
+    link(&outside, "out_link");
+    link(&outside.join("outside.txt"), "out_file_link");
+
+    let out = server.python("traversal", &[]);
+    assert_ok(&out, &server);
+
+    let names = |dir: &std::path::Path| {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(names(&bob), ["secret.txt"]);
+    assert_eq!(
+        std::fs::read_to_string(bob.join("secret.txt")).unwrap(),
+        "bob's secret\n"
+    );
+    assert_eq!(names(&outside), ["outside.txt"]);
+    assert_eq!(
+        std::fs::read_to_string(outside.join("outside.txt")).unwrap(),
+        "outside\n"
+    );
+    assert_eq!(names(&server.data()), ["alice", "bob"]);
+    assert!(!std::path::Path::new("/etc/evil.txt").exists());
+}
+
+#[test]
+fn fifty_clients_at_once() {
+    let server = Ftpsd::start_with(Options {
+        passive_ports: 100,
+        ..Options::default()
+    });
+    let out = server.python("many", &["--clients", "50"]);
+    assert_ok(&out, &server);
+    let files = std::fs::read_dir(server.home(USER)).unwrap().count();
+    assert_eq!(files, 50);
+    let metrics = server.metrics();
+    assert_eq!(
+        metric(&metrics, r#"ftpsd_logins_total{result="ok"}"#),
+        Some(50.0),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn repeated_failures_lock_the_client_out() {
+    let server = Ftpsd::start_with(Options {
+        max_failures: 3,
+        lockout_seconds: 120,
+        failure_delay_ms: 50,
+        ..Options::default()
+    });
+    let out = server.python("lockout", &["--failures", "3"]);
+    assert_ok(&out, &server);
+    let metrics = server.metrics();
+    assert_eq!(
+        metric(&metrics, r#"ftpsd_logins_total{result="failed"}"#),
+        Some(3.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        metric(&metrics, r#"ftpsd_logins_total{result="locked_out"}"#),
+        Some(1.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        metric(&metrics, "ftpsd_lockouts_total"),
+        Some(1.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        metric(&metrics, r#"ftpsd_logins_total{result="ok"}"#),
+        Some(0.0),
+        "{metrics}"
+    );
+    assert!(server.log().contains("client locked out"));
+}
+
+#[test]
+fn idle_sessions_time_out() {
+    let server = Ftpsd::start_with(Options {
+        idle_timeout_seconds: 2,
+        ..Options::default()
+    });
+    let out = server.python("idle", &[]);
+    assert_ok(&out, &server);
+    // The session slot is given back.
+    wait_until("active sessions back to 0", Duration::from_secs(10), || {
+        metric(&server.metrics(), "ftpsd_sessions_active") == Some(0.0)
+    });
+}
