@@ -46,11 +46,18 @@ def secret(*path: str) -> str:
         return f.read().strip()
 
 
+def session() -> requests.Session:
+    """A browser: cookies, the generated CA, nothing from the environment."""
+    s = requests.Session()
+    s.trust_env = False
+    s.verify = CA
+    return s
+
+
 def get(url: str, **kw) -> requests.Response:
-    kw.setdefault("verify", CA)
     kw.setdefault("allow_redirects", False)
     kw.setdefault("timeout", 20)
-    return requests.get(url, **kw)
+    return session().get(url, **kw)
 
 
 # --- 1. the nginx front ----------------------------------------------------------
@@ -71,7 +78,9 @@ def https_front_page_verifies_against_ca() -> str:
     expect(r.status_code == 200, f"https://LB/ answered {r.status_code}")
     expect("ft_services" in r.text, "front page content")
     try:
-        requests.get(f"https://{LB}/", timeout=10)  # system CAs only
+        bare = requests.Session()
+        bare.trust_env = False
+        bare.get(f"https://{LB}/", timeout=10)  # the system's CAs only
         raise AssertionError("the certificate verified without the generated CA")
     except requests.exceptions.SSLError:
         pass
@@ -86,6 +95,72 @@ def wordpress_path_redirects_307_to_5050() -> str:
         loc = r.headers.get("Location")
         expect(loc == f"https://{LB}:5050/", f"{path}: Location {loc}")
     return f"307 -> https://{LB}:5050/"
+
+
+# --- 3. phpMyAdmin, directly on 5000 and through the front's /phpmyadmin/ --------
+
+
+def pma_login(base: str) -> tuple[requests.Session, str]:
+    """Log in to phpMyAdmin at `base` as MySQL user phpmyadmin; the start page."""
+    s = session()
+    r = s.get(base, timeout=30)
+    expect(r.status_code == 200, f"{base} answered {r.status_code}")
+    expect("pma_username" in r.text, f"{base}: no login form")
+    token = re.search(r'name="token" value="([^"]+)"', r.text)
+    expect(token is not None, "no token on the login page")
+    # An asset the login page links, relative to where it was served.
+    asset = re.search(r'<script[^>]+src="([^"]+\.js)[^"]*"', r.text)
+    expect(asset is not None, "no script on the login page")
+    a = s.get(requests.compat.urljoin(base, asset.group(1)), timeout=30)
+    expect(a.status_code == 200 and len(a.content) > 100, f"asset {asset.group(1)}: {a.status_code}")
+    r = s.post(
+        base + "index.php?route=/",
+        data={
+            "pma_username": "phpmyadmin",
+            "pma_password": secret("ft-mysql", "phpmyadmin-password"),
+            "server": "1",
+            "route": "/",
+            "token": token.group(1),
+        },
+        allow_redirects=False,
+        timeout=30,
+    )
+    expect(r.status_code == 302, f"login POST answered {r.status_code}")
+    loc = r.headers["Location"]
+    target = requests.compat.urljoin(base, loc)
+    expect(target.startswith(base), f"login redirected out of {base}: {loc}")
+    r = s.get(target, timeout=30)
+    expect(r.status_code == 200, f"after login: {r.status_code}")
+    expect("pma_username" not in r.text and "logout" in r.text.lower(), "still on the login page after login")
+    return s, r.text
+
+
+def pma_lists_wordpress_db(base: str) -> None:
+    s, _ = pma_login(base)
+    r = s.get(base + "index.php?route=/server/databases", timeout=30)
+    expect(r.status_code == 200, f"databases page: {r.status_code}")
+    expect('data-filter-row="WORDPRESS"' in r.text or ">wordpress<" in r.text, "database wordpress not listed")
+
+
+@phase("phpmyadmin")
+def phpmyadmin_plain_http_redirects_to_https() -> str:
+    r = get(f"http://{LB}:5000/index.php?x=1")
+    expect(r.status_code == 301, f"http://LB:5000/ answered {r.status_code}")
+    loc = r.headers.get("Location")
+    expect(loc == f"https://{LB}:5000/index.php?x=1", f"Location {loc}")
+    return f"301 -> {loc}"
+
+
+@phase("phpmyadmin")
+def phpmyadmin_logs_in_and_lists_wordpress_db() -> str:
+    pma_lists_wordpress_db(f"https://{LB}:5000/")
+    return "login as phpmyadmin on :5000, database wordpress listed"
+
+
+@phase("phpmyadmin")
+def phpmyadmin_through_front_proxy() -> str:
+    pma_lists_wordpress_db(f"https://{LB}/phpmyadmin/")
+    return "login page, assets, login and database list under /phpmyadmin/"
 
 
 # --- 5. ssh into the nginx pod ----------------------------------------------------------

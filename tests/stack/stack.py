@@ -489,7 +489,15 @@ def cleanup() -> None:
 
 def client(*args: str, timeout: float = 300) -> bool:
     """Run checks.py in the client namespace; True when every check passed."""
-    env = dict(os.environ, LB_IP=LB_IP, SECRETS_DIR=str(SECRETS_DIR), STACK_WORK=str(WORK))
+    # A user's plain environment: no proxies, no CA bundles but the system's.
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": os.environ.get("HOME", "/root"),
+        "LANG": "C.UTF-8",
+        "LB_IP": LB_IP,
+        "SECRETS_DIR": str(SECRETS_DIR),
+        "STACK_WORK": str(WORK),
+    }
     rc = subprocess.run(
         ["ip", "netns", "exec", f"{NS_PREFIX}client", sys.executable,
          str(ROOT / "tests/stack/checks.py"), *args],

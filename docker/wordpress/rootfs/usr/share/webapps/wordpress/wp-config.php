@@ -1,0 +1,35 @@
+<?php
+/**
+ * WordPress configuration of the wordpress image.
+ *
+ * The database is MySQL's Service; its password is read from the mounted
+ * Secret at every request, so no secret is written into the image or its
+ * file system. The site's address is the load balancer's (LB_IP, passed by
+ * php-fpm's pool). Authentication keys and salts are not defined here:
+ * WordPress then generates random ones once and keeps them in its database.
+ */
+
+define('DB_NAME', 'wordpress');
+define('DB_USER', 'wordpress');
+define('DB_PASSWORD', rtrim((string) @file_get_contents('/run/secrets/ft-mysql/wordpress-password'), "\n"));
+define('DB_HOST', 'mysql:3306');
+define('DB_CHARSET', 'utf8mb4');
+define('DB_COLLATE', '');
+
+$table_prefix = 'wp_';
+
+$lb_ip = getenv('LB_IP');
+if (is_string($lb_ip) && $lb_ip !== '') {
+    define('WP_HOME', 'https://' . $lb_ip . ':5050');
+    define('WP_SITEURL', 'https://' . $lb_ip . ':5050');
+}
+define('FORCE_SSL_ADMIN', true);
+define('DISALLOW_FILE_EDIT', true);
+define('AUTOMATIC_UPDATER_DISABLED', true);
+define('WP_DEBUG', false);
+
+if (!defined('ABSPATH')) {
+    define('ABSPATH', __DIR__ . '/');
+}
+
+require_once ABSPATH . 'wp-settings.php';
