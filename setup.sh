@@ -27,6 +27,12 @@
 # plain passwords whose Secrets carry only hashes.
 set -euo pipefail
 
+# Associative arrays and negative indexes: macOS's bash 3.2 lacks them.
+if ((BASH_VERSINFO[0] < 4 || (BASH_VERSINFO[0] == 4 && BASH_VERSINFO[1] < 3))); then
+  echo "error: bash 4.3 or later is needed (this is $BASH_VERSION)" >&2
+  exit 2
+fi
+
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 SECRETS_DIR=${SECRETS_DIR:-$ROOT/.secrets}
 ROLLOUT_TIMEOUT=${ROLLOUT_TIMEOUT:-600}
@@ -344,8 +350,10 @@ EOF
   say "applying k8s/ (namespace $NAMESPACE)"
   kubectl apply -f "$ROOT/k8s/namespace.yaml" >/dev/null
   apply_secrets
-  kubectl apply -k "$work" >/dev/null
+  local rc=0
+  kubectl apply -k "$work" >/dev/null || rc=$?
   rm -rf "$work"
+  ((rc == 0)) || die "kubectl apply -k failed"
 }
 
 # One progress line until every Deployment is rolled out and ready.
