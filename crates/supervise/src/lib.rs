@@ -42,7 +42,17 @@
 //! Template placeholders are `${VAR}`: the value of the environment variable
 //! `VAR` or, if `VAR_FILE` is set, the contents of that file (one trailing
 //! newline removed). A placeholder with no value is an error naming the file,
-//! the line and the variable.
+//! the line and the variable. `$${` stands for a literal `${`; `$name`
+//! without braces (nginx variables) is left alone. Every template is
+//! rendered in memory first, then written (missing parent directories
+//! created, temp file + rename, mode 0644 unless `mode` says otherwise).
+//!
+//! Anything wrong before the start (config, template, unknown `user`,
+//! health address in use) is reported on stderr and supervise exits 2 with
+//! nothing started. `check-config FILE` checks the file itself (fields,
+//! names, `after` targets and cycles); `--render` also renders the templates
+//! in memory; users are only looked up at start, where the image has them.
+//! A oneshot may not have a `ready` check: it is ready when it exits 0.
 //!
 //! Behaviour, in short:
 //! - Programs start in `after` order; one waits until everything in its
@@ -66,7 +76,9 @@
 //! - `GET /healthz`: 200 while nothing has ended or failed and supervise is
 //!   not stopping, else 503. `GET /readyz`: 200 once every program is ready
 //!   and healthy. Body: `{"healthy", "ready", "stopping", "programs": [{"name",
-//!   "kind", "state", "ready", "pid", "restarts", "uptime_seconds"}]}`;
+//!   "kind", "state", "ready", "pid", "restarts", "uptime_seconds"}]}`, where
+//!   `state` is `waiting` (for its `after`), `running`, `completed` (a
+//!   oneshot that exited 0), `failed` or `stopped` (ended during a stop);
 //!   `restarts` is `$SUPERVISE_RESTARTS` (0 when unset): supervise never
 //!   restarts a program itself, the container is restarted instead.
 
