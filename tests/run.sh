@@ -41,6 +41,10 @@ install_tools() {
   python3 -m pip install --quiet --disable-pip-version-check "${PIP_PACKAGES[@]}"
   rustup target list --installed | grep -qx "$MUSL_TARGET" || rustup target add "$MUSL_TARGET"
   command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
+  # npm packages (Grafana's dashboard schema, TypeScript to check against it), pinned by tests/package-lock.json.
+  command -v npm >/dev/null ||
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null; }
+  npm ci --prefix "$ROOT/tests" --no-audit --no-fund --silent
   # Each tool the steps call must now exist: a missing one is a failure, not a skip.
   local tool
   for tool in cargo-nextest shellcheck hadolint checkov kubernetes-validate mariadbd influxd nginx \

@@ -20,6 +20,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub mod deadline;
+pub mod grafana;
 pub mod influxdb;
 pub mod mysql;
 pub mod secret;
@@ -57,6 +58,8 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    #[error("dashboard JSON: {0}")]
+    Json(#[from] serde_json::Error),
     #[error("WordPress: {0}")]
     Wordpress(String),
 }

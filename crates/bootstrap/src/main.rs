@@ -2,7 +2,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use bootstrap::{influxdb, mysql, secret};
+use bootstrap::{grafana, influxdb, mysql, secret};
 use clap::{Parser, Subcommand};
 
 /// One-shot seeding of the ft_services stack (see the crate docs).
@@ -22,6 +22,36 @@ enum Command {
     Mysql(MysqlArgs),
     /// Database `metrics` and users admin, collect, grafana.
     Influxdb(InfluxArgs),
+    /// Grafana provisioning: InfluxDB data source and one dashboard per service.
+    Grafana(GrafanaArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct GrafanaArgs {
+    /// Grafana's provisioning directory.
+    #[arg(
+        long,
+        env = "GRAFANA_PROVISIONING",
+        default_value = "/etc/grafana/provisioning"
+    )]
+    dir: PathBuf,
+    /// InfluxDB as Grafana's server reaches it.
+    #[arg(long, env = "INFLUXDB_URL", default_value = "http://influxdb:8086")]
+    influxdb_url: String,
+    #[arg(long, default_value = "metrics")]
+    database: String,
+    #[arg(long, default_value = "grafana")]
+    user: String,
+    /// The InfluxDB password of --user.
+    #[arg(
+        long,
+        env = "GRAFANA_INFLUXDB_PASSWORD_FILE",
+        default_value = "/run/secrets/ft-influxdb/grafana-password"
+    )]
+    password_file: PathBuf,
+    /// collect's interval: Grafana's minimum query interval.
+    #[arg(long, default_value = "10s")]
+    min_interval: String,
 }
 
 #[derive(Debug, clap::Args)]
@@ -106,6 +136,19 @@ async fn main() -> anyhow::Result<()> {
                 timeout: cli.timeout,
             };
             influxdb::seed(&seed).await.context("bootstrap influxdb")?;
+        }
+        Command::Grafana(a) => {
+            let p = grafana::Provisioning {
+                dir: a.dir,
+                influxdb_url: a.influxdb_url,
+                database: a.database,
+                user: a.user,
+                password: secret::read(&a.password_file)?,
+                min_interval: a.min_interval,
+            };
+            for path in grafana::provision(&p).context("bootstrap grafana")? {
+                tracing::info!(path = %path.display(), "written");
+            }
         }
     }
     tracing::info!("done");

@@ -21,6 +21,9 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
+mod wordpress;
+pub use wordpress::{Wordpress, WordpressDb};
+
 /// How long a server may take to accept connections before the test fails.
 const START_DEADLINE: Duration = Duration::from_secs(60);
 
