@@ -141,7 +141,7 @@ urls = ["{metrics}"]
     // The container's memory holds the 64 MiB the allocator touched inside it.
     let mem = last(u, "docker_container_mem", "usage", "").unwrap();
     assert!(
-        mem >= 60.0 * MIB && mem < 1024.0 * MIB,
+        (60.0 * MIB..1024.0 * MIB).contains(&mem),
         "cgroup memory {mem}"
     );
     assert!(last(u, "docker_container_cpu", "usage_total", "").unwrap() > 0.0);
@@ -150,7 +150,7 @@ urls = ["{metrics}"]
     let f = " AND process_name = 'allocator'";
     let rss = last(u, "procstat", "memory_rss", f).unwrap();
     assert!(
-        rss >= 64.0 * MIB && rss < 512.0 * MIB,
+        (64.0 * MIB..512.0 * MIB).contains(&rss),
         "allocator RSS {rss}"
     );
     assert_eq!(last(u, "procstat", "pid_count", f), Some(1.0));
