@@ -163,6 +163,60 @@ def phpmyadmin_through_front_proxy() -> str:
     return "login page, assets, login and database list under /phpmyadmin/"
 
 
+# --- 4. FTPS through the load balancer --------------------------------------------
+
+
+def lftp(script: str) -> subprocess.CompletedProcess:
+    settings = (
+        "set ftp:ssl-force true; set ftp:ssl-protect-data true; set ftp:ssl-protect-list true; "
+        f"set ssl:ca-file {CA}; set ssl:verify-certificate true; set ftp:passive-mode true; "
+        "set ftp:prefer-epsv false; set net:max-retries 1; set net:timeout 15; set cmd:fail-exit true; "
+        "debug 3; "
+    )
+    user = "ft"
+    password = open(os.path.join(LOCAL, "ftps-password")).read().strip()
+    return subprocess.run(
+        ["lftp", "-c", f"{settings}open -u {user},{password} ftp://{LB}:21; {script}"],
+        capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+    )
+
+
+@phase("ftps")
+def lftp_upload_download_over_explicit_tls() -> str:
+    with tempfile.TemporaryDirectory() as tmp:
+        up = os.path.join(tmp, "upload.bin")
+        back = os.path.join(tmp, "download.bin")
+        data = os.urandom(300_000)
+        with open(up, "wb") as f:
+            f.write(data)
+        name = f"check-{int(time.time())}.bin"
+        out = lftp(f"put {up} -o {name}; get {name} -o {back}; cls -1")
+        log = out.stdout + out.stderr
+        expect(out.returncode == 0, f"lftp exited {out.returncode}: {log[-1500:]}")
+        with open(back, "rb") as f:
+            expect(f.read() == data, "downloaded file differs from the uploaded one")
+        expect(name in out.stdout, f"{name} not listed")
+    ports = sorted(set(int(p) for p in re.findall(r"Connecting data socket to \(?[0-9.]+\)? port (\d+)", log)))
+    expect(ports and all(30000 <= p <= 30019 for p in ports), f"data connections on ports {ports}")
+    expect(f"({LB.replace('.', ',')}," in log or f"Connecting data socket to ({LB})" in log,
+           "PASV did not announce the load balancer's address")
+    expect("AUTH TLS" in log, "no AUTH TLS in the session")
+    on_volume = os.path.join(WORK, "volumes", "ftps", "ft", name)
+    expect(os.path.getsize(on_volume) == len(data), f"{on_volume} missing on the pod's volume")
+    return f"300 kB up and down, passive ports {ports} via {LB}, file on the volume"
+
+
+@phase("ftps")
+def ftps_refuses_plain_login() -> str:
+    out = subprocess.run(
+        ["lftp", "-c", f"set ftp:ssl-allow false; set net:max-retries 1; set net:timeout 10; "
+         f"open -u ft,wrong ftp://{LB}:21; ls"],
+        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+    )
+    expect(out.returncode != 0, "a login without TLS was accepted")
+    return "login without AUTH TLS refused"
+
+
 # --- 5. ssh into the nginx pod ----------------------------------------------------------
 
 

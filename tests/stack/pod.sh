@@ -11,7 +11,7 @@
 # namespace; the host's file system is never written except under $POD_DIR.
 #
 # The container's file system:
-#   /etc, /usr, /var, /home  overlays: the image's docker/<svc>/rootfs/ files
+#   /etc /usr /var /home /srv  overlays: the image's docker/<svc>/rootfs/ files
 #                            above the host's directories; writes go to a
 #                            scratch directory that is new on every start
 #                            (a container's writable layer)
@@ -46,7 +46,7 @@ overlay() { # overlay MOUNTPOINT LOWER... : writable overlay of the lower dirs
 }
 
 # The image's files above the host's system directories.
-for top in /etc /usr /var /home; do
+for top in /etc /usr /var /home /srv; do
   if [[ -d $rootfs$top ]]; then overlay "$top" "$rootfs$top" "$top"; else overlay "$top" "$top"; fi
 done
 mount -t tmpfs -o mode=0755 tmpfs /run
@@ -72,6 +72,13 @@ while read -r alpine debian; do
     ln -sfn "$debian" "$alpine"
   fi
 done < "$ROOT/tests/stack/pathmap.txt"
+
+# File capabilities the Dockerfile sets (`setcap CAPS PATH`), on a copy.
+while read -r caps path; do
+  [[ -L $path ]] || continue
+  cp --remove-destination "$(readlink -f "$path")" "$path"
+  setcap "$caps" "$path"
+done < <(sed -n 's/.*setcap \([^ ]*\) \(\/[^ ]*\).*/\1 \2/p' "$ROOT/docker/$svc/Dockerfile")
 
 # Debian's sshd keeps its privilege separation directory in /run (Alpine's
 # is /var/empty, part of the image).
