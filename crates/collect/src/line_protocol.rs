@@ -49,6 +49,11 @@ impl From<bool> for FieldValue {
         FieldValue::Boolean(v)
     }
 }
+impl From<String> for FieldValue {
+    fn from(v: String) -> Self {
+        FieldValue::String(v)
+    }
+}
 impl From<&str> for FieldValue {
     fn from(v: &str) -> Self {
         FieldValue::String(v.to_string())
