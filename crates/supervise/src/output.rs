@@ -150,13 +150,17 @@ impl Output {
             self.emit(&prefix, stream, &pending, &mut dropped);
         }
         if dropped > 0 {
-            // The program is gone: waiting for room blocks nobody now.
-            for _ in 0..200 {
-                if self.try_send(stream, drop_notice(&prefix, dropped)) {
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
+            // One short line per stream, past the budget: the count must
+            // not be lost, and the reader must not wait for room.
+            self.force_send(stream, drop_notice(&prefix, dropped));
+        }
+    }
+
+    fn force_send(&self, stream: Stream, text: Vec<u8>) {
+        let len = text.len();
+        self.queued.fetch_add(len, Ordering::Relaxed);
+        if self.tx.send(Line::Text { stream, text }).is_err() {
+            self.queued.fetch_sub(len, Ordering::Relaxed);
         }
     }
 
@@ -194,7 +198,9 @@ impl Write for LogWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         // tracing-subscriber formats a whole event, then writes it at once.
         for line in buf.split_inclusive(|&b| b == b'\n') {
-            self.0.log(line);
+            // The fmt layer right-aligns levels (" INFO"); one space is enough.
+            let start = line.iter().position(|&b| b != b' ').unwrap_or(0);
+            self.0.log(&line[start..]);
         }
         Ok(buf.len())
     }

@@ -76,3 +76,59 @@ command = ["sh", "-c", "sh -c 'sh -c \"while [ ! -e {dir}/go ]; do sleep 0.02; d
     sv.signal(nix::sys::signal::Signal::SIGTERM);
     assert_eq!(sv.wait(15), 0);
 }
+
+#[test]
+fn as_pid_1_of_its_own_pid_namespace_it_reaps_orphans() {
+    if !nix::unistd::geteuid().is_root() || !std::path::Path::new("/usr/bin/unshare").exists() {
+        eprintln!("skipped: needs root and unshare for a PID namespace");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // Inside the namespace: orphan a child, check that PID 1 adopted it,
+    // let it end, and wait until it is gone from /proc (reaped).
+    let mut sv = start_wrapped(
+        &["unshare", "--pid", "--fork", "--mount-proc", "--kill-child"],
+        dir,
+        r#"
+[[program]]
+name = "parent"
+command = ["sh", "-c", '''
+sh -c 'while [ ! -e {dir}/go ]; do sleep 0.02; done & echo $! > {dir}/orphan'
+o=$(cat {dir}/orphan)
+while [ "$(cut -d' ' -f4 /proc/$o/stat)" != 1 ]; do sleep 0.02; done
+echo $$ > {dir}/self
+touch {dir}/go
+while [ -e /proc/$o ]; do sleep 0.02; done
+touch {dir}/reaped
+exec sleep 60
+''']
+"#,
+        &[],
+    );
+    let reaped = sv.path("reaped");
+    wait_for(15, "the orphan adopted by PID 1 and reaped", || {
+        reaped.exists()
+    });
+    let orphan = read_pid(&sv.path("orphan"));
+    sv.wait_log(&format!(
+        "reaped orphan pid {orphan}, which exited with status 0"
+    ));
+    // supervise itself is the first child of unshare on the host side.
+    let unshare = sv.pid().as_raw();
+    let children =
+        std::fs::read_to_string(format!("/proc/{unshare}/task/{unshare}/children")).unwrap();
+    let supervise: i32 = children.split_whitespace().next().unwrap().parse().unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{supervise}/status")).unwrap();
+    assert!(
+        status
+            .lines()
+            .any(|l| l.starts_with("NSpid:") && l.trim_end().ends_with("\t1")),
+        "supervise is not PID 1 in its namespace:\n{status}"
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(supervise),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    assert_eq!(sv.wait(15), 0, "{}", sv.stderr());
+}

@@ -65,6 +65,16 @@ pub fn start(body: &str) -> Sv {
 }
 
 pub fn start_in(dir: tempfile::TempDir, body: &str, env: &[(&str, &str)]) -> Sv {
+    start_wrapped(&[], dir, body, env)
+}
+
+/// As [`start_in`], with supervise run by `wrapper` (e.g. `unshare ...`).
+pub fn start_wrapped(
+    wrapper: &[&str],
+    dir: tempfile::TempDir,
+    body: &str,
+    env: &[(&str, &str)],
+) -> Sv {
     let port = free_port();
     let config = dir.path().join("supervise.toml");
     let body = body.replace("{dir}", dir.path().to_str().unwrap());
@@ -73,7 +83,15 @@ pub fn start_in(dir: tempfile::TempDir, body: &str, env: &[(&str, &str)]) -> Sv 
         format!("[health]\nlisten = \"127.0.0.1:{port}\"\n\n{body}"),
     )
     .unwrap();
-    let mut child = Command::new(BIN)
+    let mut command = match wrapper.split_first() {
+        Some((program, args)) => {
+            let mut c = Command::new(program);
+            c.args(args).arg(BIN);
+            c
+        }
+        None => Command::new(BIN),
+    };
+    let mut child = command
         .arg("--config")
         .arg(&config)
         .current_dir(dir.path())
