@@ -9,6 +9,7 @@ what it saw. Exit status 0 when every check passed.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -215,6 +216,63 @@ def ftps_refuses_plain_login() -> str:
     )
     expect(out.returncode != 0, "a login without TLS was accepted")
     return "login without AUTH TLS refused"
+
+
+# --- 6. every pod's collect writes to InfluxDB -----------------------------------------
+
+# A measurement only that pod's inputs write, besides internal_collect.
+OWN_MEASUREMENT = {
+    "nginx": "nginx",
+    "wordpress": "phpfpm",
+    "phpmyadmin": "phpfpm",
+    "mysql": "mysql",
+    "influxdb": "influxdb_httpd",
+    "ftps": "prometheus",
+    "grafana": "procstat",
+}
+
+
+def influx_query(q: str) -> list:
+    """InfluxQL as the admin, at the influxdb pod (kubectl exec would do the same)."""
+    ip = json.loads(os.environ["POD_IPS"])["influxdb"]
+    s = session()
+    r = s.get(
+        f"http://{ip}:8086/query",
+        params={"db": "metrics", "q": q, "epoch": "s"},
+        auth=("admin", secret("ft-influxdb", "admin-password")),
+        timeout=20,
+    )
+    expect(r.status_code == 200, f"InfluxDB answered {r.status_code}: {r.text[:200]}")
+    result = r.json()["results"][0]
+    expect("error" not in result, f"InfluxDB: {result.get('error')}")
+    return result.get("series", [])
+
+
+def services_with_points(measurement: str, since: str) -> set[str]:
+    series = influx_query(
+        f'SELECT count(*) FROM "{measurement}" WHERE time > now() - {since} GROUP BY "service"'
+    )
+    return {s["tags"]["service"] for s in series if s.get("tags", {}).get("service")}
+
+
+@phase("metrics")
+def influxdb_has_points_from_every_pod() -> str:
+    services = set(os.environ["STACK_SERVICES"].split())
+    deadline = time.monotonic() + 90
+    while True:
+        missing = {}
+        for svc in services:
+            for m in ("internal_collect", OWN_MEASUREMENT[svc]):
+                if svc not in services_with_points(m, "2m"):
+                    missing.setdefault(svc, []).append(m)
+        if not missing or time.monotonic() > deadline:
+            break
+        time.sleep(5)
+    expect(not missing, f"no recent points for {missing}")
+    pods = {s["tags"].get("pod") for s in influx_query(
+        'SELECT count(*) FROM "internal_collect" WHERE time > now() - 2m GROUP BY "pod"')}
+    expect({f"{svc}-0" for svc in services} <= pods, f"pod tags {pods}")
+    return f"points tagged service= and pod= for {sorted(services)}"
 
 
 # --- 5. ssh into the nginx pod ----------------------------------------------------------

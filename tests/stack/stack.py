@@ -497,6 +497,8 @@ def client(*args: str, timeout: float = 300) -> bool:
         "LB_IP": LB_IP,
         "SECRETS_DIR": str(SECRETS_DIR),
         "STACK_WORK": str(WORK),
+        "STACK_SERVICES": " ".join(SERVICES_RUNNING),
+        "POD_IPS": json.dumps({s: p.ip for s, p in PODS.items()}),
     }
     rc = subprocess.run(
         ["ip", "netns", "exec", f"{NS_PREFIX}client", sys.executable,
@@ -506,8 +508,12 @@ def client(*args: str, timeout: float = 300) -> bool:
     return rc == 0
 
 
+SERVICES_RUNNING: list[str] = []
+
+
 def run(services: list[str], phases: list[str]) -> int:
     started = time.monotonic()
+    SERVICES_RUNNING[:] = services
     cleanup()
     if (WORK / "pods").exists():
         shutil.rmtree(WORK / "pods")
