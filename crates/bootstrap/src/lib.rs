@@ -24,6 +24,7 @@ pub mod grafana;
 pub mod influxdb;
 pub mod mysql;
 pub mod secret;
+pub mod wordpress;
 
 /// Everything that can stop a bootstrap run.
 #[derive(Debug, thiserror::Error)]

@@ -2,7 +2,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use bootstrap::{grafana, influxdb, mysql, secret};
+use bootstrap::{grafana, influxdb, mysql, secret, wordpress};
 use clap::{Parser, Subcommand};
 
 /// One-shot seeding of the ft_services stack (see the crate docs).
@@ -22,8 +22,58 @@ enum Command {
     Mysql(MysqlArgs),
     /// Database `metrics` and users admin, collect, grafana.
     Influxdb(InfluxArgs),
+    /// WordPress: install the site, then its admin and users.
+    Wordpress(WordpressArgs),
     /// Grafana provisioning: InfluxDB data source and one dashboard per service.
     Grafana(GrafanaArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct WordpressArgs {
+    /// The site's public URL; default https://${LB_IP}:5050.
+    #[arg(long, env = "WORDPRESS_SITE_URL")]
+    site_url: Option<String>,
+    /// The load balancer address the default site URL is built from.
+    #[arg(long, env = "LB_IP")]
+    lb_ip: Option<String>,
+    /// The pod's own web server, where the installer is reached.
+    #[arg(
+        long,
+        env = "WORDPRESS_LOCAL_URL",
+        default_value = "https://127.0.0.1:5050"
+    )]
+    local_url: String,
+    #[arg(long, env = "WORDPRESS_TITLE", default_value = "ft_services")]
+    title: String,
+    #[arg(
+        long,
+        env = "WORDPRESS_ADMIN_EMAIL",
+        default_value = "admin@example.com"
+    )]
+    admin_email: String,
+    /// Directory holding admin-password and users.
+    #[arg(
+        long,
+        env = "WORDPRESS_SECRETS",
+        default_value = "/run/secrets/ft-wordpress"
+    )]
+    secrets: PathBuf,
+    #[arg(long, env = "WORDPRESS_DB_HOST", default_value = "mysql")]
+    db_host: String,
+    #[arg(long, env = "WORDPRESS_DB_PORT", default_value_t = 3306)]
+    db_port: u16,
+    #[arg(long, env = "WORDPRESS_DB_NAME", default_value = "wordpress")]
+    db_name: String,
+    #[arg(long, env = "WORDPRESS_DB_USER", default_value = "wordpress")]
+    db_user: String,
+    #[arg(
+        long,
+        env = "WORDPRESS_DB_PASSWORD_FILE",
+        default_value = "/run/secrets/ft-mysql/wordpress-password"
+    )]
+    db_password_file: PathBuf,
+    #[arg(long, default_value = "wp_")]
+    table_prefix: String,
 }
 
 #[derive(Debug, clap::Args)]
@@ -136,6 +186,37 @@ async fn main() -> anyhow::Result<()> {
                 timeout: cli.timeout,
             };
             influxdb::seed(&seed).await.context("bootstrap influxdb")?;
+        }
+        Command::Wordpress(a) => {
+            // Files first: a bad users file fails before anything is touched.
+            let users = wordpress::users::load(&a.secrets.join("users"))?;
+            let admin_password = secret::read(&a.secrets.join("admin-password"))?;
+            let db_password = secret::read(&a.db_password_file)?;
+            let site_url = match (a.site_url, a.lb_ip) {
+                (Some(url), _) => url,
+                (None, Some(ip)) => format!("https://{ip}:5050"),
+                (None, None) => anyhow::bail!("set --site-url (WORDPRESS_SITE_URL) or LB_IP"),
+            };
+            let seed = wordpress::Seed {
+                local_url: a.local_url,
+                site_url,
+                title: a.title,
+                admin_password,
+                admin_email: a.admin_email,
+                users,
+                db: wordpress::Database {
+                    host: a.db_host,
+                    port: a.db_port,
+                    name: a.db_name,
+                    user: a.db_user,
+                    password: db_password,
+                    table_prefix: a.table_prefix,
+                },
+                timeout: cli.timeout,
+            };
+            wordpress::seed(&seed)
+                .await
+                .context("bootstrap wordpress")?;
         }
         Command::Grafana(a) => {
             let p = grafana::Provisioning {
