@@ -160,6 +160,28 @@ impl Site {
         );
     }
 
+    /// SQL as WordPress's MySQL account; the client's tab-separated output.
+    fn sql(&self, statements: &str) -> String {
+        let out = Command::new("mariadb")
+            .args([
+                "-h127.0.0.1",
+                "-uwordpress",
+                "-pwordpress-pw",
+                "--batch",
+                "wordpress",
+            ])
+            .arg(format!("-P{}", self.db_port))
+            .args(["-e", statements])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// Logs in through /wp-login.php; returns the cookie jar on success.
     fn login(&self, login: &str, pw: &str) -> Option<tempfile::NamedTempFile> {
         let jar = tempfile::NamedTempFile::new().unwrap();
@@ -265,7 +287,22 @@ fn installs_site_and_users_idempotently_and_fixes_drift() {
     let site = Site::start();
     site.write("admin-pass", USERS);
     site.run_ok();
+    let state = site.sql(
+        "SELECT user_login, user_pass, user_email FROM wp_users ORDER BY ID; \
+         SELECT user_id, meta_key, meta_value FROM wp_usermeta ORDER BY umeta_id; \
+         SELECT option_value FROM wp_options WHERE option_name IN ('siteurl', 'home')",
+    );
     site.run_ok();
+    assert_eq!(
+        site.sql(
+            "SELECT user_login, user_pass, user_email FROM wp_users ORDER BY ID; \
+         SELECT user_id, meta_key, meta_value FROM wp_usermeta ORDER BY umeta_id; \
+         SELECT option_value FROM wp_options WHERE option_name IN ('siteurl', 'home')"
+        ),
+        state,
+        "a second run changed what was already right"
+    );
+    assert!(state.contains("$P$B"), "{state}");
 
     let admin = site.login("admin", "admin-pass").expect("admin logs in");
     let (code, body) = site.get(admin.path(), "/wp-admin/options-general.php");
@@ -294,12 +331,7 @@ fn installs_site_and_users_idempotently_and_fixes_drift() {
             .replace("au-pass", "au-pass-2")
             .replace("sub:subscriber:", "sub:editor:"),
     );
-    Command::new("mariadb")
-        .args(["-h127.0.0.1", "-uwordpress", "-pwordpress-pw", "wordpress"])
-        .arg(format!("-P{}", site.db_port))
-        .args(["-e", "UPDATE wp_usermeta SET meta_value = 'a:1:{s:13:\"administrator\";b:1;}' WHERE meta_key = 'wp_capabilities' AND user_id = (SELECT ID FROM wp_users WHERE user_login = 'co')"])
-        .status()
-        .unwrap();
+    site.sql("UPDATE wp_usermeta SET meta_value = 'a:1:{s:13:\"administrator\";b:1;}' WHERE meta_key = 'wp_capabilities' AND user_id = (SELECT ID FROM wp_users WHERE user_login = 'co')");
     site.run_ok();
     assert!(site.login("au", "au-pass").is_none());
     assert!(site.login("admin", "admin-pass").is_none());
