@@ -338,9 +338,38 @@ fn installs_site_and_users_idempotently_and_fixes_drift() {
     let admin = site
         .login("admin", "admin-pass-2")
         .expect("admin, new password");
+
+    // WordPress >= 6.8 rehashes to bcrypt at login: an unchanged Secret must
+    // leave that hash alone, a changed one replaces it.
+    let rehashed = "$wp$2y$10$abcdefghijklmnopqrstuu5Zf7Ce2t2G5N1aYdkN2cUzYQ3VcQ2O";
+    site.sql(&format!(
+        "UPDATE wp_users SET user_pass = '{rehashed}' WHERE user_login IN ('ed', 'co')"
+    ));
+    site.write(
+        "admin-pass-2",
+        &USERS
+            .replace("au-pass", "au-pass-2")
+            .replace("sub:subscriber:", "sub:editor:")
+            .replace("co-pass", "co-pass-2"),
+    );
+    site.run_ok();
+    let pass = |login: &str| {
+        site.sql(&format!(
+            "SELECT user_pass FROM wp_users WHERE user_login = '{login}'"
+        ))
+        .lines()
+        .nth(1)
+        .unwrap()
+        .to_string()
+    };
+    assert_eq!(pass("ed"), rehashed, "an unchanged password was rewritten");
+    assert!(
+        pass("co").starts_with("$P$B"),
+        "a changed password was not applied"
+    );
     check_role(&site, "au", "au-pass-2", "Author", admin.path());
     check_role(&site, "sub", "sub-pass", "Editor", admin.path());
-    check_role(&site, "co", "co-pass", "Contributor", admin.path());
+    check_role(&site, "co", "co-pass-2", "Contributor", admin.path());
 }
 
 #[test]

@@ -12,7 +12,11 @@
 //!    `wp_user_level`) and password. A password is rewritten only when the
 //!    stored hash does not verify against the file (then the user's sessions
 //!    end), as a phpass portable hash ([`phpass`]), which WordPress 6.1
-//!    verifies and 6.8+ accepts. Users not in the file are left alone.
+//!    verifies and 6.8+ accepts. WordPress 6.8+ rehashes such a password to
+//!    bcrypt at the next login; the phpass hash bootstrap set is kept in the
+//!    user meta [`SEEDED_PASSWORD_META`], so an unchanged Secret is still
+//!    recognised then and nothing is rewritten. Users not in the file are
+//!    left alone.
 
 use std::time::Duration;
 
@@ -53,6 +57,11 @@ pub struct Seed {
     pub db: Database,
     pub timeout: Duration,
 }
+
+/// User meta holding the phpass hash bootstrap last set: lets a later run
+/// recognise an unchanged Secret after WordPress >= 6.8 rehashed the
+/// password to bcrypt (`$wp$2y$...`), which bootstrap cannot verify.
+pub const SEEDED_PASSWORD_META: &str = "ft_bootstrap_password";
 
 /// MySQL's "no such table".
 const ER_NO_SUCH_TABLE: u16 = 1146;
@@ -240,28 +249,50 @@ async fn ensure_user(
     let hash = || phpass::hash(password).map_err(|e| Error::Wordpress(format!("random salt: {e}")));
     let id = match row {
         None => {
+            let h = hash()?;
             conn.exec_drop(
                 format!(
                     "INSERT INTO {users} (user_login, user_pass, user_nicename, user_email, user_url, \
                      user_registered, user_activation_key, user_status, display_name) \
                      VALUES (?, ?, ?, ?, '', UTC_TIMESTAMP(), '', 0, ?)"
                 ),
-                (login, hash()?, nicename(login), email.unwrap_or(""), login),
+                (login, &h, nicename(login), email.unwrap_or(""), login),
             )
             .await?;
             tracing::info!(%login, role = role.slug(), "user created");
-            conn.last_insert_id()
-                .ok_or_else(|| Error::Wordpress(format!("no id for new user {login}")))?
+            let id = conn
+                .last_insert_id()
+                .ok_or_else(|| Error::Wordpress(format!("no id for new user {login}")))?;
+            set_meta(conn, prefix, id, SEEDED_PASSWORD_META, &h, true).await?;
+            id
         }
         Some((id, stored, stored_email)) => {
-            if !phpass::verify(password, &stored) {
+            let seeded: Option<String> = conn
+                .exec_first(
+                    format!("SELECT meta_value FROM `{prefix}usermeta` WHERE user_id = ? AND meta_key = ? ORDER BY umeta_id LIMIT 1"),
+                    (id, SEEDED_PASSWORD_META),
+                )
+                .await?;
+            if phpass::verify(password, &stored) {
+                // Remember it, for when WordPress >= 6.8 rehashes it to bcrypt.
+                set_meta(conn, prefix, id, SEEDED_PASSWORD_META, &stored, true).await?;
+            } else if !stored.starts_with("$P$")
+                && seeded
+                    .as_deref()
+                    .is_some_and(|h| phpass::verify(password, h))
+            {
+                // WordPress rehashed the password bootstrap set (e.g. to
+                // `$wp$2y$` at a login on 6.8+) and the Secret has not changed.
+            } else {
+                let h = hash()?;
                 conn.exec_drop(
                     format!(
                         "UPDATE {users} SET user_pass = ?, user_activation_key = '' WHERE ID = ?"
                     ),
-                    (hash()?, id),
+                    (&h, id),
                 )
                 .await?;
+                set_meta(conn, prefix, id, SEEDED_PASSWORD_META, &h, true).await?;
                 // A changed password ends the sessions of the old one.
                 conn.exec_drop(
                     format!("DELETE FROM `{prefix}usermeta` WHERE user_id = ? AND meta_key = 'session_tokens'"),
