@@ -275,6 +275,93 @@ def influxdb_has_points_from_every_pod() -> str:
     return f"points tagged service= and pod= for {sorted(services)}"
 
 
+# --- Grafana: no package here, so its provisioning is checked instead -----------------
+
+
+def grafana_provisioning() -> str:
+    # The pod's /etc as its overlay wrote it (tests/stack/pod.sh).
+    return os.path.join(WORK, "pods", "grafana", "scratch", "up_etc", "grafana", "provisioning")
+
+
+def influx_as(user: str, password: str, q: str) -> list:
+    ip = json.loads(os.environ["POD_IPS"])["influxdb"]
+    r = session().get(f"http://{ip}:8086/query", params={"db": "metrics", "q": q},
+                      auth=(user, password), timeout=20)
+    expect(r.status_code == 200, f"InfluxDB answered {r.status_code} to {user}: {r.text[:200]}")
+    result = r.json()["results"][0]
+    expect("error" not in result, f"{q}: {result.get('error')}")
+    return result.get("series", [])
+
+
+@phase("grafana")
+def grafana_datasource_reads_influxdb() -> str:
+    import yaml
+
+    path = os.path.join(grafana_provisioning(), "datasources")
+    files = [f for f in os.listdir(path) if f.endswith((".yaml", ".yml"))]
+    expect(len(files) == 1, f"data source files: {files}")
+    doc = yaml.safe_load(open(os.path.join(path, files[0])))
+    expect(doc.get("apiVersion") == 1, "apiVersion")
+    (ds,) = doc["datasources"]
+    expect(ds["type"] == "influxdb", f"type {ds['type']}")
+    expect(ds["url"] == "http://influxdb:8086", f"url {ds['url']}")
+    database = ds.get("database") or ds.get("jsonData", {}).get("dbName")
+    expect(database == "metrics", f"database {database}")
+    expect(ds["user"] == "grafana", f"user {ds['user']}")
+    password = ds["secureJsonData"]["password"]
+    expect(password == secret("ft-influxdb", "grafana-password"), "password differs from the Secret")
+    # What Grafana's server would do with it: read, and only read.
+    measurements = influx_as("grafana", password, "SHOW MEASUREMENTS")
+    expect(measurements, "the data source sees no measurements")
+    ip = json.loads(os.environ["POD_IPS"])["influxdb"]
+    r = session().post(f"http://{ip}:8086/write", params={"db": "metrics"},
+                       data="x,service=test v=1", auth=("grafana", password), timeout=20)
+    expect(r.status_code == 403, f"grafana could write to InfluxDB ({r.status_code})")
+    return f"{files[0]}: InfluxDB as grafana (read-only), {len(measurements[0]['values'])} measurements"
+
+
+@phase("grafana")
+def grafana_dashboards_query_real_points() -> str:
+    import yaml
+
+    prov = grafana_provisioning()
+    providers = []
+    for f in os.listdir(os.path.join(prov, "dashboards")):
+        if f.endswith((".yaml", ".yml")):
+            providers += yaml.safe_load(open(os.path.join(prov, "dashboards", f)))["providers"]
+    expect(len(providers) == 1, f"dashboard providers: {providers}")
+    folder = providers[0]["options"]["path"]
+    expect(folder.startswith("/etc/grafana/provisioning/"), f"provider path {folder}")
+    local = os.path.join(prov, os.path.relpath(folder, "/etc/grafana/provisioning"))
+    boards = {}
+    for f in sorted(os.listdir(local)):
+        boards[f] = json.load(open(os.path.join(local, f)))
+    services = {"nginx", "wordpress", "phpmyadmin", "mysql", "influxdb", "grafana", "ftps"}
+    expect(len(boards) == len(services), f"dashboards: {sorted(boards)}")
+    password = secret("ft-influxdb", "grafana-password")
+    running = set(os.environ["STACK_SERVICES"].split()) - {"grafana"}
+    with_data = set()
+    queries = 0
+    for name, board in boards.items():
+        expect(board.get("title") and board.get("uid"), f"{name}: title/uid")
+        panels = [p for p in board["panels"] if p.get("type") != "row"]
+        panels += [p for row in board["panels"] for p in row.get("panels", [])]
+        expect(panels, f"{name}: no panels")
+        for panel in panels:
+            for target in panel.get("targets", []):
+                expect(target["datasource"]["uid"] == panel["datasource"]["uid"] == "ft-influxdb",
+                       f"{name}: panel {panel.get('title')} data source")
+                q = (target["query"].replace("/^$pod$/", "/.*/").replace("$timeFilter", "time > now() - 10m")
+                     .replace("$__interval", "10s"))
+                series = influx_as("grafana", password, q)
+                queries += 1
+                m = re.search(r"\"service\" = '([^']+)'", q)
+                if series and m:
+                    with_data.add(m.group(1))
+    expect(running <= with_data, f"no dashboard data for {running - with_data}")
+    return f"{len(boards)} dashboards, {queries} queries valid, data for {sorted(with_data)}"
+
+
 # --- 5. ssh into the nginx pod ----------------------------------------------------------
 
 
