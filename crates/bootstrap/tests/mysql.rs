@@ -162,3 +162,29 @@ fn missing_or_empty_secret_names_the_file() {
         "{err}"
     );
 }
+
+#[test]
+fn root_with_unix_socket_auth_keeps_access_across_root_password_rotation() {
+    let db = testbed::Mariadb::start_with_socket_auth().unwrap();
+    let secrets = tempfile::tempdir().unwrap();
+    write_secrets(secrets.path(), "wp");
+    // root@localhost's password hash, and whether the socket still works.
+    let root_auth = |pw: &str| {
+        db.sql(&format!(
+            "SELECT JSON_VALUE(Priv, '$.authentication_string') = PASSWORD('{pw}'), \
+                    JSON_VALUE(Priv, '$.auth_or[1].plugin') \
+             FROM mysql.global_priv WHERE User = 'root' AND Host = 'localhost'"
+        ))
+        .unwrap()
+        .trim()
+        .to_string()
+    };
+    run_ok(&db, secrets.path());
+    assert_eq!(root_auth("r00t''pw\\\\x"), "1\tunix_socket");
+    // A rotated root password: bootstrap knows only the new one, and the
+    // unix socket still lets it in to apply it.
+    std::fs::write(secrets.path().join("root-password"), "rotated\n").unwrap();
+    run_ok(&db, secrets.path());
+    assert_eq!(root_auth("rotated"), "1\tunix_socket");
+    as_user(&db, "wordpress", "wp", "SELECT 1").unwrap();
+}

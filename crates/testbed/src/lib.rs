@@ -149,6 +149,17 @@ pub struct Mariadb {
 
 impl Mariadb {
     pub fn start() -> Result<Self, Error> {
+        Self::start_configured("normal")
+    }
+
+    /// Like [`Mariadb::start`], with MariaDB's default root authentication
+    /// (as Alpine's and Debian's packages install it): `root@localhost` logs
+    /// in through the unix socket as the OS user root, with no usable password.
+    pub fn start_with_socket_auth() -> Result<Self, Error> {
+        Self::start_configured("socket")
+    }
+
+    fn start_configured(root_auth: &str) -> Result<Self, Error> {
         let dir = tempfile::Builder::new()
             .prefix("testbed-mariadb-")
             .tempdir()
@@ -158,7 +169,7 @@ impl Mariadb {
             .arg(format!("--datadir={}", datadir.display()))
             .args([
                 "--user=root",
-                "--auth-root-authentication-method=normal",
+                &format!("--auth-root-authentication-method={root_auth}"),
                 "--skip-test-db",
             ]))?;
         let mut db = Mariadb {
