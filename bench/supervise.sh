@@ -10,6 +10,8 @@
 #     after a 3 s settle;
 #   - CPU time (utime + stime from /proc/PID/stat) over IDLE_SECONDS of idle,
 #     all three supervisors idling side by side;
+#   - (supervise-musl: the static musl build the images ship, when the
+#     x86_64-unknown-linux-musl target is installed)
 #   - crash-to-exit: SIGKILL one child, time until the supervisor process has
 #     exited (median of CRASH_RUNS runs, one supervisor at a time).
 # supervisord restarts or ignores dead children rather than exiting, so it
@@ -30,6 +32,12 @@ done
 echo "building supervise (release)..." >&2
 cargo build --release --quiet -p supervise --manifest-path "$ROOT/Cargo.toml"
 SUPERVISE_BIN="$ROOT/target/release/supervise"
+# The images ship the static musl build: measured too when the target is there.
+MUSL_BIN=""
+if rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl; then
+  cargo build --release --quiet -p supervise --target x86_64-unknown-linux-musl --manifest-path "$ROOT/Cargo.toml"
+  MUSL_BIN="$ROOT/target/x86_64-unknown-linux-musl/release/supervise"
+fi
 
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
@@ -93,16 +101,19 @@ while True:
     sys.stdout.write("RESULT 2\nOK"); sys.stdout.flush()
 EOF
 
-python3 - "$WORK" "$SUPERVISE_BIN" "$IDLE_SECONDS" "$CRASH_RUNS" <<'EOF'
+python3 - "$WORK" "$SUPERVISE_BIN" "$IDLE_SECONDS" "$CRASH_RUNS" "$MUSL_BIN" <<'EOF'
 import os, signal, statistics, subprocess, sys, time
 
 work, supervise_bin, idle_seconds, crash_runs = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+musl_bin = sys.argv[5]
 TICK = os.sysconf("SC_CLK_TCK")
 COMMANDS = {
     "supervise": [supervise_bin, "--config", f"{work}/supervise.toml"],
     "supervisord": ["supervisord", "-n", "-c", f"{work}/supervisord.conf"],
     "tini": ["tini", "-s", "--", "bash", "-c", "sleep 1001 & sleep 1002 & sleep 1003 & wait -n"],
 }
+if musl_bin:
+    COMMANDS["supervise-musl"] = [musl_bin, "--config", f"{work}/supervise.toml"]
 
 def stat(pid):
     with open(f"/proc/{pid}/stat") as f:
@@ -199,9 +210,9 @@ for name in COMMANDS:
 
 print(f"idle {idle_seconds} s, crash-to-exit median of {crash_runs} runs; "
       f"RSS = the supervisor process alone")
-print(f"{'':12} {'RSS KiB':>9} {'CPU ms/' + str(idle_seconds) + 's':>13} {'crash->exit ms':>15}")
+print(f"{'':14} {'RSS KiB':>9} {'CPU ms/' + str(idle_seconds) + 's':>13} {'crash->exit ms':>15}")
 for name in COMMANDS:
-    print(f"{name:12} {rss[name]:>9} {cpu_ms[name]:>13.0f} {crash_ms[name]:>15.1f}")
+    print(f"{name:14} {rss[name]:>9} {cpu_ms[name]:>13.0f} {crash_ms[name]:>15.1f}")
 s = "supervise"
 print()
 print(f"RSS: supervisord / supervise = {rss['supervisord'] / rss[s]:.1f}x, "

@@ -99,6 +99,12 @@ pub async fn supervise(
             .collect(),
         restarts,
     );
+    if let Ok(addr) = listener.local_addr() {
+        info!(
+            "supervising {} program(s); health endpoint on http://{addr}/healthz and /readyz",
+            config.programs.len()
+        );
+    }
     tokio::spawn(crate::health::serve(listener, board.clone()));
     let (events_tx, mut events) = mpsc::unbounded_channel();
     let (changed, _) = watch::channel(());
