@@ -6,8 +6,8 @@
 //!
 //! ```toml
 //! interval = "10s"          # gather every interval, aligned to the wall clock
-//! service = ""              # tag `service` on every point (e.g. "${SERVICE}" in a supervise template)
-//! pod = ""                  # tag `pod` on every point; empty = the host name
+//! service = ""              # tag `service` on every point; "" = $SERVICE from the environment
+//! pod = ""                  # tag `pod` on every point; "" = $POD_NAME, else the host name
 //!
 //! [tags]                    # extra tags on every point (none by default)
 //! # zone = "a"
@@ -72,6 +72,21 @@
 //! [inputs.internal]         # the `internal_collect` point
 //! enabled = true
 //! ```
+
+//!
+//! A pod's config only names what differs, e.g. the wordpress image:
+//!
+//! ```toml
+//! [inputs.procstat]
+//! programs = ["nginx", { name = "php-fpm", pattern = "php-fpm" }]
+//! [inputs.nginx]
+//! url = "http://127.0.0.1:8080/nginx_status"
+//! [inputs.phpfpm]
+//! url = "http://127.0.0.1:8080/fpm-status"
+//! ```
+//!
+//! (`service` and `pod` then come from `SERVICE` and `POD_NAME`, the
+//! InfluxDB password from `/run/secrets/ft-influxdb/collect-password`.)
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -518,6 +533,37 @@ mod tests {
         assert!(c.inputs.nginx.is_none() && c.inputs.mysql.is_none());
         // 15 minutes of 10 s rounds of 100 points, plus headroom.
         assert_eq!(c.buffer_limit(100), 90 * 100 * 5 / 4);
+    }
+
+    /// The key list at the top of this file is a valid config whose values
+    /// are the defaults.
+    #[test]
+    fn documented_config_parses_to_the_defaults() {
+        let doc: String = include_str!("config.rs")
+            .lines()
+            .filter_map(|l| l.strip_prefix("//!"))
+            .map(|l| l.strip_prefix(' ').unwrap_or(l))
+            .skip_while(|l| *l != "```toml")
+            .skip(1)
+            .take_while(|l| *l != "```")
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let c = parse(&doc).unwrap();
+        let d = Config::default();
+        assert_eq!(c.interval, d.interval);
+        assert_eq!(c.output.url, d.output.url);
+        assert_eq!(c.output.password_file, d.output.password_file);
+        assert_eq!(c.output.batch_size, d.output.batch_size);
+        assert_eq!(c.output.retry_max, d.output.retry_max);
+        assert_eq!(c.output.buffer_duration, d.output.buffer_duration);
+        assert_eq!(c.inputs.cgroup.root, d.inputs.cgroup.root);
+        let m = c.inputs.mysql.unwrap();
+        assert_eq!(m.user, "collect");
+        assert_eq!(m.port, 3306);
+        assert_eq!(
+            c.inputs.nginx.unwrap().url,
+            "http://127.0.0.1:8080/nginx_status"
+        );
     }
 
     #[test]

@@ -18,7 +18,8 @@
 //!
 //! Names follow Telegraf's input plugins, so dashboards written for Telegraf
 //! data work. **Every point carries the tags `service` and `pod`** (from the
-//! config) plus any `[tags]` of the config; the table lists the other tags.
+//! config, else the `SERVICE` / `POD_NAME` environment variables, else the
+//! host name for `pod`) plus any `[tags]` of the config; the table lists the other tags.
 //! Integer fields are written as integers (`i` suffix), others as floats.
 //! Counters are cumulative since the process or cgroup started: dashboards use
 //! `non_negative_derivative(...)`.

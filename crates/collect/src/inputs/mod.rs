@@ -86,6 +86,7 @@ impl Inputs {
         }
 
         let client = &self.client;
+        let http_timeout = self.config.interval.min(Duration::from_secs(5));
         let nginx = async {
             match &inputs.nginx {
                 Some(i) => Some(
@@ -136,7 +137,13 @@ impl Inputs {
         };
         let mysql = async {
             match &mut self.mysql {
-                Some(m) => Some(m.gather().await),
+                // A server that accepts but never answers must not stall
+                // the round.
+                Some(m) => Some(
+                    tokio::time::timeout(http_timeout, m.gather())
+                        .await
+                        .unwrap_or_else(|_| Err(format!("no answer within {http_timeout:?}"))),
+                ),
                 None => None,
             }
         };
