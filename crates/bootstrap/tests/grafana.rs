@@ -150,21 +150,135 @@ fn regex_escape(v: &str) -> String {
         .collect()
 }
 
+/// A running ftpsd and its metrics port.
+struct Ftps {
+    _process: Running,
+    metrics_port: u16,
+}
+
+/// `n` consecutive free loopback ports (for ftpsd's passive range).
+fn free_port_range(n: u16) -> u16 {
+    loop {
+        let first = testbed::free_port().unwrap();
+        if first.checked_add(n).is_none() {
+            continue;
+        }
+        if (first..first + n).all(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok()) {
+            return first;
+        }
+    }
+}
+
+/// Starts ftpsd with a throw-away certificate and one user, then uploads and
+/// downloads a file with curl so its byte and login counters move.
+fn start_ftpsd(bin: &Path, w: &Path) -> Ftps {
+    let d = w.join("ftps");
+    std::fs::create_dir_all(d.join("data/ft")).unwrap();
+    let ok = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args(["-nodes", "-days", "1", "-subj", "/CN=127.0.0.1", "-keyout"])
+        .arg(d.join("tls.key"))
+        .arg("-out")
+        .arg(d.join("tls.crt"))
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let mut hasher = Command::new(bin)
+        .args(["hash-password", "--iterations", "1000"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    hasher.stdin.take().unwrap().write_all(b"ft-pw\n").unwrap();
+    let hash = hasher.wait_with_output().unwrap();
+    assert!(hash.status.success());
+    let hash = String::from_utf8(hash.stdout).unwrap();
+    std::fs::write(d.join("users"), format!("ft:{}\n", hash.trim())).unwrap();
+    let port = testbed::free_port().unwrap();
+    let metrics_port = testbed::free_port().unwrap();
+    let pasv = free_port_range(4);
+    let config = format!(
+        "listen = \"127.0.0.1:{port}\"\nmetrics_listen = \"127.0.0.1:{metrics_port}\"\n\
+         data_root = \"{d}/data\"\nusers_file = \"{d}/users\"\n\
+         [tls]\ncert = \"{d}/tls.crt\"\nkey = \"{d}/tls.key\"\n\
+         [passive]\nport_min = {pasv}\nport_max = {}\naddress = \"127.0.0.1\"\n",
+        pasv + 3,
+        d = d.display()
+    );
+    std::fs::write(d.join("ftpsd.toml"), config).unwrap();
+    let log = std::fs::File::create(d.join("ftpsd.log")).unwrap();
+    let mut child = Command::new(bin)
+        .arg("--config")
+        .arg(d.join("ftpsd.toml"))
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
+        || std::net::TcpStream::connect(("127.0.0.1", metrics_port)).is_err()
+    {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!(
+                "ftpsd exited ({status}): {}",
+                std::fs::read_to_string(d.join("ftpsd.log")).unwrap_or_default()
+            );
+        }
+        assert!(Instant::now() < deadline, "ftpsd not ready");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let process = Running(child);
+    let file = d.join("upload.txt");
+    std::fs::write(&file, "x".repeat(4096)).unwrap();
+    for args in [
+        vec!["-T".to_string(), file.display().to_string()],
+        vec!["-o".to_string(), "/dev/null".to_string()],
+    ] {
+        let out = Command::new("curl")
+            .args(["-sS", "--ssl-reqd", "-k", "--ftp-pasv", "-u", "ft:ft-pw"])
+            .args(&args)
+            .arg(format!("ftp://127.0.0.1:{port}/upload.txt"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "curl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ftps {
+        _process: process,
+        metrics_port,
+    }
+}
+
 #[test]
 fn every_panel_query_returns_data_written_by_collect() {
     let t0 = Instant::now();
     let status = Command::new(env!("CARGO"))
-        .args(["build", "--quiet", "-p", "collect"])
+        .args(["build", "--quiet", "-p", "collect", "-p", "ftpsd"])
         .current_dir(workspace())
         .status()
         .unwrap();
-    assert!(status.success(), "cargo build -p collect failed");
+    assert!(status.success(), "cargo build -p collect -p ftpsd failed");
     let collect_bin = Path::new(env!("CARGO_BIN_EXE_bootstrap"))
         .parent()
         .unwrap()
         .join("collect");
 
-    eprintln!("built collect at {:?}", t0.elapsed());
+    eprintln!("built collect and ftpsd at {:?}", t0.elapsed());
     let influxdb = testbed::Influxdb::start().unwrap();
     let db = testbed::Mariadb::start().unwrap();
     let work = tempfile::tempdir().unwrap();
@@ -199,9 +313,12 @@ fn every_panel_query_returns_data_written_by_collect() {
     })
     .unwrap();
 
-    // Grafana and ftpsd are not running here (no Grafana package on Debian;
-    // ftpsd has its own tests): a static Prometheus text file per service
-    // stands in for their /metrics, with the series names they expose.
+    // The real ftpsd, with one upload and one download through curl.
+    let ftps = start_ftpsd(&collect_bin.with_file_name("ftpsd"), w);
+
+    // Grafana is not installable here (no Debian package): a static
+    // Prometheus text file stands in for its /metrics, with the series names
+    // Grafana exposes.
     let metrics = w.join("metrics");
     std::fs::create_dir(&metrics).unwrap();
     std::fs::write(
@@ -211,14 +328,6 @@ fn every_panel_query_returns_data_written_by_collect() {
          grafana_http_request_duration_seconds_sum{handler=\"/api/health\",method=\"GET\",status_code=\"200\"} 0.25\n\
          grafana_http_request_duration_seconds_count{handler=\"/api/health\",method=\"GET\",status_code=\"200\"} 5\n\
          # TYPE grafana_stat_totals_dashboard gauge\ngrafana_stat_totals_dashboard 7\n",
-    )
-    .unwrap();
-    std::fs::write(
-        metrics.join("ftps"),
-        "# TYPE ftpsd_sessions_active gauge\nftpsd_sessions_active 1\n\
-         # TYPE ftpsd_logins_total counter\nftpsd_logins_total{result=\"ok\"} 3\nftpsd_logins_total{result=\"failed\"} 1\n\
-         # TYPE ftp_backend_write_bytes counter\nftp_backend_write_bytes 1024\n\
-         # TYPE ftp_backend_read_bytes counter\nftp_backend_read_bytes 2048\n",
     )
     .unwrap();
     let metrics_port = testbed::free_port().unwrap();
@@ -238,7 +347,7 @@ fn every_panel_query_returns_data_written_by_collect() {
             .spawn()
             .unwrap(),
     );
-    // Programs absent here (sshd, grafana-server, ftpsd) are this stand-in,
+    // Programs absent here (sshd, grafana-server) are this stand-in,
     // through a pid file.
     let standin_pid = w.join("standin.pid");
     std::fs::write(&standin_pid, server.0.id().to_string()).unwrap();
@@ -280,15 +389,15 @@ fn every_panel_query_returns_data_written_by_collect() {
                     influxdb.url()
                 ),
             ),
-            _ => (
+            "ftps" => (
+                "\"ftpsd\", \"collect\"".to_string(),
                 format!(
-                    "{}, \"collect\"",
-                    standin(if service == "grafana" {
-                        "grafana-server"
-                    } else {
-                        "ftpsd"
-                    })
+                    "[inputs.prometheus]\nurls = [\"http://127.0.0.1:{}/metrics\"]\n",
+                    ftps.metrics_port
                 ),
+            ),
+            _ => (
+                format!("{}, \"collect\"", standin("grafana-server")),
                 format!(
                     "[inputs.prometheus]\nurls = [\"http://127.0.0.1:{metrics_port}/{service}\"]\n"
                 ),
