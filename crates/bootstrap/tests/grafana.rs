@@ -471,9 +471,17 @@ fn every_panel_query_returns_data_written_by_collect() {
     let mut empty = Vec::new();
     for (service, dashboard) in provision(w) {
         // Variables first, as Grafana does: All = every value, regex-escaped.
-        let var = &dashboard["templating"]["list"][0];
-        assert_eq!(var["name"], "pod");
-        let resp = influx(&influxdb.url(), var["query"].as_str().unwrap());
+        let vars = dashboard["templating"]["list"].as_array().unwrap();
+        let names: Vec<&str> = vars.iter().map(|v| v["name"].as_str().unwrap()).collect();
+        assert_eq!(names, ["service", "pod"]);
+        assert_eq!(vars[0]["type"], "constant");
+        let service_value = vars[0]["query"].as_str().unwrap();
+        assert_eq!(service_value, service);
+        let pod_query = vars[1]["query"]
+            .as_str()
+            .unwrap()
+            .replace("$service", service_value);
+        let resp = influx(&influxdb.url(), &pod_query);
         let pods: Vec<String> = resp["results"][0]["series"][0]["values"]
             .as_array()
             .map(|rows| {
@@ -495,7 +503,8 @@ fn every_panel_query_returns_data_written_by_collect() {
                     .unwrap()
                     .replace("$timeFilter", &time_filter)
                     .replace("$__interval", "1s")
-                    .replace("$pod", &pod);
+                    .replace("$pod", &pod)
+                    .replace("$service", service_value);
                 let macro_left = q
                     .split('$')
                     .skip(1)

@@ -1,10 +1,10 @@
 //! One Grafana dashboard per service, generated from [`SERVICES`](super::services::SERVICES).
 //!
-//! Layout: a `pod` variable (every pod of the service, all selected by
-//! default), then rows: the container (CPU, memory, network, processes and
+//! Layout: a hidden constant `service` variable and a `pod` variable (every
+//! pod of the service, all selected by default), then rows: the container (CPU, memory, network, processes and
 //! program uptime), one row per program (procstat), and the service's own
 //! figures. Queries are raw InfluxQL with Grafana's macros (`$timeFilter`,
-//! `$__interval`, `$pod`).
+//! `$__interval`, `$service`, `$pod`).
 
 use serde_json::{Value, json};
 
@@ -108,27 +108,23 @@ fn quoted(s: &str) -> String {
     format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"))
 }
 
-/// The raw InfluxQL of one query, with Grafana's macros left in.
-pub fn influxql(service: &str, program: Option<&str>, q: &Select) -> String {
+/// The raw InfluxQL of one query, with Grafana's macros and the dashboard's
+/// variables (`$service`, `$pod`) left in.
+pub fn influxql(program: Option<&str>, q: &Select) -> String {
     let program = program
         .map(|p| format!(r#" AND "process_name" = {}"#, quoted(p)))
         .unwrap_or_default();
     format!(
-        r#"SELECT {fields} FROM "{m}" WHERE "service" = {svc} AND "pod" =~ /^$pod$/{program} AND $timeFilter GROUP BY time($__interval), "pod"{group} fill(null)"#,
+        r#"SELECT {fields} FROM "{m}" WHERE "service" = '$service' AND "pod" =~ /^$pod$/{program} AND $timeFilter GROUP BY time($__interval), "pod"{group} fill(null)"#,
         fields = q.fields,
         m = q.measurement,
-        svc = quoted(service),
         group = q.group_by,
     )
 }
 
-/// The query of the `pod` variable.
-pub fn pod_variable_query(service: &str) -> String {
-    format!(
-        r#"SHOW TAG VALUES FROM "docker_container_cpu" WITH KEY = "pod" WHERE "service" = {}"#,
-        quoted(service)
-    )
-}
+/// The query of the `pod` variable: every pod of `$service`.
+pub const POD_VARIABLE_QUERY: &str =
+    r#"SHOW TAG VALUES FROM "docker_container_cpu" WITH KEY = "pod" WHERE "service" = '$service'"#;
 
 fn datasource() -> Value {
     json!({"type": "influxdb", "uid": DATASOURCE_UID})
@@ -156,7 +152,7 @@ impl Layout {
         self.y += 1;
     }
 
-    fn graph(&mut self, title: String, figure: &Figure, service: &str, program: Option<&str>) {
+    fn graph(&mut self, title: String, figure: &Figure, program: Option<&str>) {
         let targets: Vec<Value> = figure
             .queries
             .iter()
@@ -165,7 +161,7 @@ impl Layout {
                 json!({
                     "refId": char::from(b'A' + u8::try_from(i).unwrap_or(25)).to_string(),
                     "datasource": datasource(),
-                    "query": influxql(service, program, q),
+                    "query": influxql(program, q),
                     "rawQuery": true,
                     "resultFormat": "time_series",
                     "alias": q.alias,
@@ -210,22 +206,17 @@ pub fn dashboard(service: &Service) -> Value {
     };
     l.row("Container");
     for f in CONTAINER {
-        l.graph(f.title.to_string(), f, service.name, None);
+        l.graph(f.title.to_string(), f, None);
     }
     for program in service.programs {
         l.row(&format!("Program {program}"));
         for f in PROGRAM {
-            l.graph(
-                format!("{program} {}", f.title),
-                f,
-                service.name,
-                Some(program),
-            );
+            l.graph(format!("{program} {}", f.title), f, Some(program));
         }
     }
     l.row(&format!("{} figures", service.name));
     for f in service.figures {
-        l.graph(f.title.to_string(), f, service.name, None);
+        l.graph(f.title.to_string(), f, None);
     }
     json!({
         "uid": uid(service),
@@ -245,11 +236,21 @@ pub fn dashboard(service: &Service) -> Value {
         "links": [],
         "annotations": {"list": []},
         "templating": {"list": [{
+            // The only per-service part of every query: a hidden constant.
+            "name": "service",
+            "label": "service",
+            "type": "constant",
+            "query": service.name,
+            "current": {"selected": true, "text": service.name, "value": service.name},
+            "options": [{"selected": true, "text": service.name, "value": service.name}],
+            "hide": 2,
+            "skipUrlSync": false,
+        }, {
             "name": "pod",
             "label": "pod",
             "type": "query",
             "datasource": datasource(),
-            "query": pod_variable_query(service.name),
+            "query": POD_VARIABLE_QUERY,
             "refresh": 2,
             "includeAll": true,
             "multi": true,
