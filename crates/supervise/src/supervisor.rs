@@ -177,7 +177,13 @@ fn judge(shared: &Shared, event: Event) -> Option<Reason> {
         Event::Ended(idx) => {
             let b = shared.board.lock();
             match b.programs[idx].phase {
-                Phase::Failed => Some(Reason::Failure),
+                Phase::Failed => {
+                    warn!(
+                        "{} ended: stopping everything so that the container is restarted",
+                        b.programs[idx].name
+                    );
+                    Some(Reason::Failure)
+                }
                 _ if b.programs.iter().all(|p| p.phase == Phase::Completed) => {
                     Some(Reason::AllDone)
                 }
