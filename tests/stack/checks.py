@@ -98,6 +98,75 @@ def wordpress_path_redirects_307_to_5050() -> str:
     return f"307 -> https://{LB}:5050/"
 
 
+# --- 2. WordPress on 5050 ----------------------------------------------------------
+
+
+def wordpress_users() -> list[tuple[str, str, str]]:
+    """(login, role, password) of every line of ft-wordpress/users, plus admin."""
+    users = {"admin": ("admin", "administrator", secret("ft-wordpress", "admin-password"))}
+    for line in secret("ft-wordpress", "users").splitlines():
+        if line.strip() and not line.startswith("#"):
+            login, role, _email, password = line.split(":", 3)
+            users[login] = (login, role, password)
+    return list(users.values())
+
+
+def wp_login(login: str, password: str) -> requests.Session:
+    base = f"https://{LB}:5050"
+    s = session()
+    s.cookies.set("wordpress_test_cookie", "WP%20Cookie%20check")
+    r = s.post(
+        f"{base}/wp-login.php",
+        data={"log": login, "pwd": password, "testcookie": "1", "wp-submit": "Log In",
+              "redirect_to": f"{base}/wp-admin/"},
+        allow_redirects=False, timeout=30,
+    )
+    expect(r.status_code == 302, f"{login}: login answered {r.status_code}")
+    expect(r.headers["Location"].startswith(f"{base}/wp-admin/"),
+           f"{login}: redirected to {r.headers['Location']}")
+    expect(any(c.name.startswith("wordpress_logged_in_") for c in s.cookies), f"{login}: no login cookie")
+    return s
+
+
+@phase("wordpress")
+def wordpress_plain_http_redirects_to_https() -> str:
+    r = get(f"http://{LB}:5050/?p=1")
+    expect(r.status_code == 301, f"http://LB:5050/ answered {r.status_code}")
+    loc = r.headers.get("Location")
+    expect(loc == f"https://{LB}:5050/?p=1", f"Location {loc}")
+    return f"301 -> {loc}"
+
+
+@phase("wordpress")
+def wordpress_site_served_over_tls() -> str:
+    r = get(f"https://{LB}:5050/")
+    expect(r.status_code == 200, f"https://LB:5050/ answered {r.status_code}")
+    expect(f"https://{LB}:5050/" in r.text, "the site does not link its own address")
+    return "home page 200, links https://LB:5050/"
+
+
+@phase("wordpress")
+def wordpress_every_seeded_user_logs_in() -> str:
+    users = wordpress_users()
+    expect(len(users) >= 3, f"only {len(users)} users in the Secret")
+    for login, role, password in users:
+        s = wp_login(login, password)
+        r = s.get(f"https://{LB}:5050/wp-admin/profile.php", timeout=30)
+        expect(r.status_code == 200 and login in r.text, f"{login}: profile page {r.status_code}")
+        if role == "administrator":
+            r = s.get(f"https://{LB}:5050/wp-admin/", timeout=30)
+            expect(r.status_code == 200 and "Dashboard" in r.text, f"{login}: wp-admin {r.status_code}")
+            r = s.get(f"https://{LB}:5050/wp-admin/users.php", timeout=30)
+            expect(r.status_code == 200 and all(u[0] in r.text for u in users), f"{login}: user list")
+    try:
+        wp_login(users[0][0], "not-the-password")
+        raise AssertionError("a wrong password logged in")
+    except AssertionError as e:
+        if "wrong password" in str(e):
+            raise
+    return f"{len(users)} users logged in ({', '.join(f'{u[0]}:{u[1]}' for u in users)}); admin in wp-admin"
+
+
 # --- 3. phpMyAdmin, directly on 5000 and through the front's /phpmyadmin/ --------
 
 
