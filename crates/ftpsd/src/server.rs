@@ -4,7 +4,7 @@
 
 use crate::accounts::{Account, AccountProvider};
 use crate::config::Config;
-use crate::control_channel::{Loopback, PassiveBinder};
+use crate::control_channel::{DataChannels, Loopback, PassiveBinder};
 use crate::login_guard::{LoginGuard, LoginPolicy, SessionLogin};
 use crate::metrics::Metrics;
 use crate::transfer_log::TransferLog;
@@ -46,7 +46,7 @@ pub struct Ftpsd {
     config: Config,
     guard: Arc<LoginGuard>,
     provider: Arc<AccountProvider>,
-    tls: Arc<rustls::ServerConfig>,
+    tls: crate::tls::TlsConfigs,
     passive_address: Option<std::net::Ipv4Addr>,
     greeting: &'static str,
     metrics: Metrics,
@@ -60,7 +60,7 @@ impl Ftpsd {
         if users.is_empty() {
             tracing::warn!(file = %config.users_file.display(), "users file lists no user; nobody can log in");
         }
-        let tls = crate::tls::server_config(&config.tls)?;
+        let tls = crate::tls::server_configs(&config.tls)?;
         let meta = std::fs::metadata(&config.data_root).map_err(|source| StartError::DataRoot {
             path: config.data_root.display().to_string(),
             source,
@@ -180,11 +180,19 @@ impl Ftpsd {
         let _ = client.set_nodelay(true);
         let local = client.local_addr()?;
         let (ours, theirs) = loopback.pair().await?;
+        let local_ip = match local.ip() {
+            std::net::IpAddr::V6(v6) => {
+                v6.to_ipv4_mapped().map_or(local.ip(), std::net::IpAddr::V4)
+            }
+            v4 => v4,
+        };
+        let channels = DataChannels::new(peer.ip(), local_ip, self.tls.data.clone());
         let server = self
-            .session_server(peer.ip(), local.ip())
+            .session_server(peer.ip(), local_ip, channels.clone())
             .map_err(std::io::Error::other)?;
         let backend = tokio::spawn(server.service(theirs));
-        let relayed = crate::control_channel::relay(client, ours, self.tls.clone()).await;
+        let relayed =
+            crate::control_channel::relay(client, ours, self.tls.control.clone(), channels).await;
         // The relay closed libunftp's end; its session winds down by itself.
         let _ = tokio::time::timeout(std::time::Duration::from_secs(10), backend).await;
         relayed
@@ -197,11 +205,8 @@ impl Ftpsd {
         &self,
         client_ip: std::net::IpAddr,
         local_ip: std::net::IpAddr,
+        channels: Arc<DataChannels>,
     ) -> Result<libunftp::Server<Filesystem, Account>, libunftp::ServerError> {
-        let local_ip = match local_ip {
-            std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(local_ip, std::net::IpAddr::V4),
-            v4 => v4,
-        };
         // PASV announces the configured address, else the address the client reached.
         let passive_host = match (self.passive_address, local_ip) {
             (Some(ip), _) => PassiveHost::Ip(ip),
@@ -219,13 +224,11 @@ impl Ftpsd {
         });
         ServerBuilder::with_authenticator(storage, login)
             .user_detail_provider(self.provider.clone())
-            .ftps_manual::<std::path::PathBuf>(self.tls.clone())
-            // The relay enforces TLS on the control connection (libunftp only
-            // sees its plaintext loopback side) and PROT P before any data port.
-            .ftps_required(FtpsRequired::None, FtpsRequired::All)
+            // TLS on both channels is done in front of libunftp (see control_channel).
+            .ftps_required(FtpsRequired::None, FtpsRequired::None)
             .passive_ports(self.config.passive.port_min..=self.config.passive.port_max)
             .passive_host(passive_host)
-            .binder(PassiveBinder { ip: local_ip })
+            .binder(PassiveBinder { channels })
             .idle_session_timeout(self.config.idle_timeout_seconds)
             .greeting(self.greeting)
             .metrics()

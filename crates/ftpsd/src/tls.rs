@@ -30,8 +30,30 @@ pub enum TlsError {
     Rustls(#[from] rustls::Error),
 }
 
-/// Builds the configuration from the PEM files named in `config`.
-pub fn server_config(config: &TlsConfig) -> Result<Arc<ServerConfig>, TlsError> {
+/// The configurations of control and data connections. They share the
+/// certificate, session cache and ticket key, so a data connection can resume
+/// the control connection's session; the data one sends no TLS 1.3 session
+/// tickets: a client that uploads never reads them, and closing a socket with
+/// unread data makes the kernel send a reset, which discards the end of the
+/// upload still queued at the server (seen with lftp).
+#[derive(Debug, Clone)]
+pub struct TlsConfigs {
+    pub control: Arc<ServerConfig>,
+    pub data: Arc<ServerConfig>,
+}
+
+/// Builds both configurations from the PEM files named in `config`.
+pub fn server_configs(config: &TlsConfig) -> Result<TlsConfigs, TlsError> {
+    let control = server_config(config)?;
+    let mut data = control.clone();
+    data.send_tls13_tickets = 0;
+    Ok(TlsConfigs {
+        control: Arc::new(control),
+        data: Arc::new(data),
+    })
+}
+
+fn server_config(config: &TlsConfig) -> Result<ServerConfig, TlsError> {
     let cert_path = config.cert.display().to_string();
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&config.cert)
         .and_then(|iter| iter.collect::<Result<_, _>>())
@@ -58,7 +80,7 @@ pub fn server_config(config: &TlsConfig) -> Result<Arc<ServerConfig>, TlsError> 
         .with_single_cert(certs, key)?;
     server.session_storage = SessionCache::new(4096);
     server.ticketer = rustls::crypto::ring::Ticketer::new()?;
-    Ok(Arc::new(server))
+    Ok(server)
 }
 
 /// Server-side session store whose `take` leaves the session in place.

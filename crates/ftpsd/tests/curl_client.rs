@@ -44,7 +44,7 @@ fn curl_workflow_with_resume_and_session_reuse() {
         &format!("{url}/dir1/a.bin"),
     ]);
     assert_success(&out, &server, "download");
-    assert_eq!(std::fs::read(&back).unwrap(), data);
+    assert!(std::fs::read(&back).unwrap() == data, "download differs");
     // curl resumes the control connection's TLS session on the data connection.
     assert!(
         stderr(&out).contains("SSL re-using session ID"),
@@ -74,7 +74,10 @@ fn curl_workflow_with_resume_and_session_reuse() {
         &format!("{url}/dir1/b.bin"),
     ]);
     assert_success(&out, &server, "resumed download");
-    assert_eq!(std::fs::read(&part).unwrap(), data);
+    assert!(
+        std::fs::read(&part).unwrap() == data,
+        "resumed download differs"
+    );
     let home = server.home(USER);
     std::fs::write(home.join("up.bin"), &data[..600_000]).unwrap();
     let out = server.curl(&[
@@ -85,7 +88,10 @@ fn curl_workflow_with_resume_and_session_reuse() {
         &format!("{url}/up.bin"),
     ]);
     assert_success(&out, &server, "resumed upload");
-    assert_eq!(std::fs::read(home.join("up.bin")).unwrap(), data);
+    assert!(
+        std::fs::read(home.join("up.bin")).unwrap() == data,
+        "resumed upload differs"
+    );
     let log = server.log();
     assert!(
         log.contains("bytes=1100000") && log.contains("bytes=900000"),

@@ -30,28 +30,8 @@ class ReusingFTP_TLS(ftplib.FTP_TLS):
         if self._prot_p:
             conn = self.context.wrap_socket(conn, server_hostname=self.host, session=self.sock.session)
             self.reused.append(conn.session_reused)
-            conn.unwrap = tolerant_unwrap(conn)
         return conn, size
 
-
-MISSING_CLOSE_NOTIFY = []
-
-
-def tolerant_unwrap(conn):
-    """libunftp 0.24 closes an upload's data connection without a TLS
-    close_notify; stock ftplib then raises SSLEOFError although the server
-    stored everything (the 226 reply that follows confirms it). Count it
-    instead of failing."""
-    original = conn.unwrap
-
-    def unwrap():
-        try:
-            return original()
-        except ssl.SSLEOFError:
-            MISSING_CLOSE_NOTIFY.append(1)
-            return conn
-
-    return unwrap
 
 
 def fail(msg):
@@ -167,6 +147,21 @@ def scenario_workflow(args):
     f.login(args.user, args.password)  # no PROT P
     expect_refused("plaintext RETR without PROT P", download, f, "resume.bin")
     f.close()
+    # After PROT P, a data connection that skips the TLS handshake gets nothing.
+    f = login(args)
+    conn, _ = ftplib.FTP.ntransfercmd(f, "RETR resume.bin")
+    conn.settimeout(30)
+    conn.sendall(b"not a TLS client hello\r\n")
+    leaked = conn.recv(65536)
+    conn.close()
+    if leaked and not leaked.startswith(b"\x15"):  # a TLS alert is fine
+        fail(f"plaintext data connection received {len(leaked)} bytes")
+    print(f"plaintext data connection refused ({len(leaked)} bytes, a TLS alert at most)")
+    f.close()
+    f = login(args)
+    if download(f, "resume.bin") != big:
+        fail("server unusable after a failed data handshake")
+    f.quit()
     print("OK")
 
 

@@ -36,9 +36,15 @@ fn lftp_workflow_with_resume() {
         listing.contains("a.bin") && listing.contains("b.bin"),
         "{listing}"
     );
-    assert_eq!(std::fs::read(local.path().join("back.bin")).unwrap(), data);
+    assert!(
+        std::fs::read(local.path().join("back.bin")).unwrap() == data,
+        "download differs"
+    );
     let home = server.home(USER);
-    assert_eq!(std::fs::read(home.join("dir1/b.bin")).unwrap(), data);
+    assert!(
+        std::fs::read(home.join("dir1/b.bin")).unwrap() == data,
+        "upload differs"
+    );
 
     // Resume an interrupted download: a local file holding the first part.
     std::fs::write(local.path().join("part.bin"), &data[..700_000]).unwrap();
@@ -50,8 +56,17 @@ fn lftp_workflow_with_resume() {
         &format!("get -c dir1/b.bin -o {l}/part.bin; put -c {l}/a.bin -o up.bin"),
     );
     assert_success(&out, &server, "resume");
-    assert_eq!(std::fs::read(local.path().join("part.bin")).unwrap(), data);
-    assert_eq!(std::fs::read(home.join("up.bin")).unwrap(), data);
+    assert!(
+        std::fs::read(local.path().join("part.bin")).unwrap() == data,
+        "resumed download differs"
+    );
+    let up = std::fs::read(home.join("up.bin")).unwrap();
+    assert!(
+        up == data,
+        "resumed upload differs: {} of {} bytes",
+        up.len(),
+        data.len()
+    );
     let log = server.log();
     assert!(
         log.contains("bytes=1300000"),
