@@ -431,6 +431,60 @@ def grafana_dashboards_query_real_points() -> str:
     return f"{len(boards)} dashboards, {queries} queries valid, data for {sorted(with_data)}"
 
 
+# --- 7. data survives kill -9 of its server -------------------------------------------
+
+PERSIST = os.path.join(WORK, "persist.json")
+
+
+def wp_xmlrpc():
+    import ssl
+    import xmlrpc.client
+
+    ctx = ssl.create_default_context(cafile=CA)
+    return xmlrpc.client.ServerProxy(f"https://{LB}:5050/xmlrpc.php", context=ctx)
+
+
+@phase("persist-write")
+def write_wordpress_post_and_count_influx_points() -> str:
+    title = f"Written before kill -9 {int(time.time())}"
+    post_id = int(wp_xmlrpc().wp.newPost(
+        1, "admin", secret("ft-wordpress", "admin-password"),
+        {"post_title": title, "post_content": "It is still here.", "post_status": "publish"},
+    ))
+    r = get(f"https://{LB}:5050/?p={post_id}")
+    expect(r.status_code == 200 and title in r.text, f"post {post_id}: {r.status_code}")
+    deadline = time.monotonic() + 60
+    while True:  # some points must be older than the mark
+        before = time.time() - 5
+        points = influx_query(f'SELECT count("buffer_size") FROM "internal_collect" WHERE time < {int(before)}s')
+        if points or time.monotonic() > deadline:
+            break
+        time.sleep(3)
+    expect(points, "no points in InfluxDB yet")
+    count = points[0]["values"][0][1]
+    with open(PERSIST, "w") as f:
+        json.dump({"post_id": post_id, "title": title, "before": int(before), "points": count}, f)
+    return f"post {post_id} published; {count} internal_collect points before {int(before)}"
+
+
+@phase("persist-mysql")
+def wordpress_post_survived_mysql_restart() -> str:
+    state = json.load(open(PERSIST))
+    r = get(f"https://{LB}:5050/?p={state['post_id']}")
+    expect(r.status_code == 200 and state["title"] in r.text, f"post {state['post_id']}: {r.status_code}")
+    return f"post {state['post_id']} still published"
+
+
+@phase("persist-influxdb")
+def influxdb_points_survived_restart() -> str:
+    state = json.load(open(PERSIST))
+    points = influx_query(
+        f'SELECT count("buffer_size") FROM "internal_collect" WHERE time < {state["before"]}s')
+    count = points[0]["values"][0][1] if points else 0
+    expect(count == state["points"], f"{count} points before the restart's mark, were {state['points']}")
+    return f"all {count} earlier points still there"
+
+
 # --- 5. ssh into the nginx pod ----------------------------------------------------------
 
 

@@ -5,8 +5,8 @@
 
 Every second, GET http://<pod ip>:9901/healthz and /readyz of every pod (as a
 node's kubelet does over the pod network), and write the results to
-STATE_FILE as {"service": {"healthz": bool, "readyz": bool, "at": epoch}},
-replaced atomically. Runs until terminated.
+STATE_FILE as {"service": {"healthz": bool, "readyz": bool, "at": epoch,
+"programs": [supervise's view of each program]}}, replaced atomically. Runs until terminated.
 """
 
 import json
@@ -17,12 +17,18 @@ import urllib.error
 import urllib.request
 
 
-def ok(url: str) -> bool:
+def probe(url: str) -> tuple[bool, dict]:
+    """(status 2xx/3xx, the JSON body) of GET url."""
     try:
         with urllib.request.urlopen(url, timeout=1) as resp:
-            return 200 <= resp.status < 400
+            return 200 <= resp.status < 400, json.loads(resp.read() or b"{}")
+    except urllib.error.HTTPError as e:
+        try:
+            return False, json.loads(e.read() or b"{}")
+        except ValueError:
+            return False, {}
     except (urllib.error.URLError, OSError, ValueError):
-        return False
+        return False, {}
 
 
 def main() -> None:
@@ -32,10 +38,13 @@ def main() -> None:
         state = {}
         for service, ip in targets.items():
             at = time.time()
+            healthz, report = probe(f"http://{ip}:9901/healthz")
+            readyz, _ = probe(f"http://{ip}:9901/readyz")
             state[service] = {
-                "healthz": ok(f"http://{ip}:9901/healthz"),
-                "readyz": ok(f"http://{ip}:9901/readyz"),
+                "healthz": healthz,
+                "readyz": readyz,
                 "at": at,
+                "programs": report.get("programs", []),
             }
         tmp = f"{state_file}.tmp"
         with open(tmp, "w") as out:

@@ -531,11 +531,13 @@ def run(services: list[str], phases: list[str]) -> int:
         log(f"all pods ready after {time.monotonic() - started:.0f} s")
         for phase in phases:
             log(f"checks: {phase}")
-            if phase.startswith("kill:"):
-                ok = kill_and_recover(kubelet, phase.split(":", 2)[1], phase.split(":", 2)[2])
-            else:
-                ok = client(phase)
-            if not ok:
+            if phase == "kill-all":
+                failed += kill_every_program(kubelet)
+            elif phase.startswith("kill:"):  # kill:<service>:<program>
+                _, service, program = phase.split(":", 2)
+                if not kill_and_recover(kubelet, service, program):
+                    failed.append(phase)
+            elif not client(phase):
                 failed.append(phase)
     except Exception as e:  # reported, then cleaned up like a failure
         log(f"error: {e}")
@@ -554,34 +556,81 @@ def run(services: list[str], phases: list[str]) -> int:
     return 1 if failed else 0
 
 
+def host_pid(pod: Pod, ns_pid: int) -> int | None:
+    """The host pid of the process that is `ns_pid` in the pod's PID namespace."""
+    init = pod.init_pid()
+    out = sh("ip", "netns", "pids", pod.ns, capture=True, check=False).stdout.split()
+    for pid in out:
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        m = re.search(r"^NSpid:\s+(\d+)\s+(\d+)\s*$", status, re.M)
+        if m and int(m.group(2)) == ns_pid and init and int(m.group(1)) != init:
+            # Same PID namespace as the pod's init: its parent chain reaches init.
+            return int(m.group(1))
+    return None
+
+
+# The checks to make again after a pod restarted.
+RECHECK = {
+    "nginx": ["web", "ssh"],
+    "wordpress": ["wordpress"],
+    "phpmyadmin": ["phpmyadmin"],
+    "mysql": ["persist-mysql", "phpmyadmin"],
+    "influxdb": ["persist-influxdb"],
+    "ftps": ["ftps"],
+    "grafana": ["grafana"],
+}
+
+
 def kill_and_recover(kubelet: Kubelet, service: str, program: str) -> bool:
-    """kill -9 one program of a pod: its supervise must exit, the pod restart."""
+    """kill -9 one program of a pod: supervise must exit non-zero, the pod restart."""
     pod = kubelet.pods[service]
-    pids = pod.pids_named(program)
-    if not pids:
-        log(f"FAIL kill {service}/{program}: no such process")
+    report = kubelet.read_probes().get(service, {}).get("programs", [])
+    ns_pid = next((p.get("pid") for p in report if p["name"] == program), None)
+    pid = host_pid(pod, ns_pid) if ns_pid else None
+    if not pid:
+        log(f"FAIL kill {service}/{program}: not running (supervise reports pid {ns_pid})")
         return False
     starts = pod.starts
-    os.kill(pids[0], signal.SIGKILL)
+    os.kill(pid, signal.SIGKILL)
     deadline = time.monotonic() + 60
     while pod.starts == starts and time.monotonic() < deadline:
         time.sleep(0.2)
     if pod.starts == starts:
-        log(f"FAIL kill {service}/{program}: the pod did not restart")
+        log(f"FAIL kill -9 {service}/{program}: the pod did not restart")
         return False
     exit_code = pod.exits[-1] if pod.exits else None
     try:
-        kubelet.wait_ready([service], 120)
+        kubelet.wait_ready([service], 180)
     except TimeoutError as e:
-        log(f"FAIL kill {service}/{program}: {e}")
+        log(f"FAIL kill -9 {service}/{program}: {e}")
         return False
-    log(f"PASS kill -9 {service}/{program}: supervise exited ({exit_code}), pod restarted and ready")
-    return exit_code != 0
+    if exit_code == 0:
+        log(f"FAIL kill -9 {service}/{program}: supervise exited 0")
+        return False
+    log(f"PASS kill -9 {service}/{program} (pid {pid}): supervise exited {exit_code}, pod restarted and ready")
+    needs = {"phpmyadmin": {"phpmyadmin", "nginx", "mysql"}, "persist-mysql": {"wordpress"}}
+    return client(*(c for c in RECHECK[service] if needs.get(c, set()) <= set(kubelet.pods)))
+
+
+def kill_every_program(kubelet: Kubelet) -> list[str]:
+    """Phase kill-all: each long-running program of each pod in turn."""
+    failed = []
+    order = ["mysql", "influxdb"] + [s for s in kubelet.pods if s not in ("mysql", "influxdb")]
+    for service in (s for s in order if s in kubelet.pods):
+        report = kubelet.read_probes().get(service, {}).get("programs", [])
+        for program in [p["name"] for p in report if p.get("kind") == "service"]:
+            if not kill_and_recover(kubelet, service, program):
+                failed.append(f"kill:{service}/{program}")
+    return failed
 
 
 # The checks in order: the user-facing ones, then kill -9 of every program of
 # every pod (each followed by the checks again), data persistence last.
-ALL_PHASES: list[str] = []
+USER_CHECKS = ["web", "ssh", "wordpress", "phpmyadmin", "ftps", "metrics", "grafana"]
+ALL_PHASES: list[str] = [*USER_CHECKS, "persist-write", "kill-all", *USER_CHECKS]
 
 
 def main() -> int:
