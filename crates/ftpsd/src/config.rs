@@ -93,6 +93,10 @@ pub struct LoginConfig {
     pub max_failures: u32,
     /// ...for this long; during the lockout every login from that IP fails.
     pub lockout_seconds: u64,
+    /// A password verified against its PBKDF2 hash is remembered (as an HMAC
+    /// under a random per-process key) for this long, so that clients opening
+    /// many sessions do not pay the slow hash each time; 0 turns this off.
+    pub verified_cache_seconds: u64,
 }
 
 impl Default for Config {
@@ -138,6 +142,7 @@ impl Default for LoginConfig {
             failure_delay_ms: 1000,
             max_failures: 5,
             lockout_seconds: 300,
+            verified_cache_seconds: 300,
         }
     }
 }
@@ -250,6 +255,7 @@ mod tests {
             failure_delay_ms = 10
             max_failures = 2
             lockout_seconds = 60
+            verified_cache_seconds = 0
             "#,
         )
         .unwrap();

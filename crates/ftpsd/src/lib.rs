@@ -16,7 +16,7 @@
 //!   balancer's IPv4, filled in by supervise from `${LB_IP}`; empty = the
 //!   control connection's local address), `max_sessions = 100`,
 //!   `idle_timeout_seconds = 600`, `[login] failure_delay_ms = 1000`,
-//!   `max_failures = 5`, `lockout_seconds = 300`.
+//!   `max_failures = 5`, `lockout_seconds = 300`, `verified_cache_seconds = 300`.
 //! - The users file: one `name:$pbkdf2-sha256$i=N$salt$key` line per user
 //!   (PHC string, standard base64 without padding; `#` comments). See
 //!   [`users`]. Plain-text passwords are not accepted.

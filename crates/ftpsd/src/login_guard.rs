@@ -22,6 +22,8 @@ pub struct LoginPolicy {
     pub failure_delay: Duration,
     pub max_failures: u32,
     pub lockout: Duration,
+    /// How long a verified password is remembered (zero: never).
+    pub cache: Duration,
 }
 
 #[derive(Debug, Default)]
@@ -39,6 +41,11 @@ pub struct LoginGuard {
     failures: Mutex<HashMap<IpAddr, Failures>>,
     // Checked for unknown names so that they cost as much time as known ones.
     decoy: PasswordHash,
+    /// Verified logins: name -> (HMAC of the password under a per-process
+    /// random key, when verified). Lets a client that opens many sessions
+    /// skip the deliberately slow PBKDF2 check; wrong passwords never hit it.
+    verified: Mutex<HashMap<String, (ring::hmac::Tag, Instant)>>,
+    verified_key: ring::hmac::Key,
 }
 
 enum Verdict {
@@ -58,13 +65,45 @@ impl LoginGuard {
             "decoy",
             NonZeroU32::new(crate::users::DEFAULT_ITERATIONS).unwrap_or(NonZeroU32::MIN),
         )?;
+        let verified_key =
+            ring::hmac::Key::generate(ring::hmac::HMAC_SHA256, &ring::rand::SystemRandom::new())
+                .map_err(|_| crate::users::UsersError::Random)?;
         Ok(Self {
             users,
             policy,
             metrics,
             failures: Mutex::new(HashMap::new()),
             decoy,
+            verified: Mutex::new(HashMap::new()),
+            verified_key,
         })
+    }
+
+    fn cached(&self, username: &str, password: &str) -> bool {
+        if self.policy.cache.is_zero() {
+            return false;
+        }
+        let verified = self
+            .verified
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        verified.get(username).is_some_and(|(tag, at)| {
+            at.elapsed() < self.policy.cache
+                && ring::hmac::verify(&self.verified_key, password.as_bytes(), tag.as_ref()).is_ok()
+        })
+    }
+
+    fn remember(&self, username: &str, password: &str) {
+        if self.policy.cache.is_zero() {
+            return;
+        }
+        let tag = ring::hmac::sign(&self.verified_key, password.as_bytes());
+        let mut verified = self
+            .verified
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // One entry per user of the users file at most; no eviction needed beyond expiry.
+        verified.insert(username.to_owned(), (tag, Instant::now()));
     }
 
     fn locked(&self, ip: IpAddr, now: Instant) -> bool {
@@ -119,6 +158,8 @@ impl LoginGuard {
     ) -> Result<Principal, AuthenticationError> {
         let verdict = if self.locked(ip, Instant::now()) {
             Verdict::LockedOut
+        } else if self.cached(username, creds.password.as_deref().unwrap_or_default()) {
+            Verdict::Good
         } else {
             let password = creds.password.clone().unwrap_or_default();
             let known = self.users.get(username).cloned();
@@ -137,6 +178,7 @@ impl LoginGuard {
         };
         let outcome = match verdict {
             Verdict::Good => {
+                self.remember(username, creds.password.as_deref().unwrap_or_default());
                 self.record_success(ip);
                 self.metrics.login("ok");
                 tracing::info!(user = username, client = %ip, "login");

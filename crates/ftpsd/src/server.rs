@@ -77,6 +77,7 @@ impl Ftpsd {
             failure_delay: config.failure_delay(),
             max_failures: config.login.max_failures,
             lockout: config.lockout(),
+            cache: std::time::Duration::from_secs(config.login.verified_cache_seconds),
         };
         let guard = Arc::new(LoginGuard::new(users, policy, metrics.clone())?);
         let provider = Arc::new(AccountProvider::new(config.data_root.clone()));
