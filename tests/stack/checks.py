@@ -241,7 +241,7 @@ def lftp(script: str) -> subprocess.CompletedProcess:
         "set ftp:ssl-force true; set ftp:ssl-protect-data true; set ftp:ssl-protect-list true; "
         f"set ssl:ca-file {CA}; set ssl:verify-certificate true; set ftp:passive-mode true; "
         "set ftp:prefer-epsv false; set net:max-retries 1; set net:timeout 15; set cmd:fail-exit true; "
-        "debug 3; "
+        "debug 9; "
     )
     user = "ft"
     password = open(os.path.join(LOCAL, "ftps-password")).read().strip()
@@ -267,7 +267,7 @@ def lftp_upload_download_over_explicit_tls() -> str:
             expect(f.read() == data, "downloaded file differs from the uploaded one")
         expect(name in out.stdout, f"{name} not listed")
     ports = sorted(set(int(p) for p in re.findall(r"Connecting data socket to \(?[0-9.]+\)? port (\d+)", log)))
-    expect(ports and all(30000 <= p <= 30019 for p in ports), f"data connections on ports {ports}")
+    expect(ports and all(30000 <= p <= 30019 for p in ports), f"data connections on ports {ports}: {log[-1200:]}")
     expect(f"({LB.replace('.', ',')}," in log or f"Connecting data socket to ({LB})" in log,
            "PASV did not announce the load balancer's address")
     expect("AUTH TLS" in log, "no AUTH TLS in the session")
