@@ -49,6 +49,7 @@ pub mod control_channel;
 pub mod login_guard;
 pub mod metrics;
 pub mod server;
+pub mod storage;
 pub mod tls;
 pub mod transfer_log;
 pub mod users;

@@ -7,6 +7,7 @@ use crate::config::Config;
 use crate::control_channel::{DataChannels, Loopback, PassiveBinder};
 use crate::login_guard::{LoginGuard, LoginPolicy, SessionLogin};
 use crate::metrics::Metrics;
+use crate::storage::HomeStorage;
 use crate::transfer_log::TransferLog;
 use crate::users::Users;
 use libunftp::ServerBuilder;
@@ -15,7 +16,6 @@ use std::sync::Arc;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
-use unftp_sbe_fs::Filesystem;
 
 /// Errors starting the server.
 #[derive(Debug, thiserror::Error)]
@@ -207,7 +207,7 @@ impl Ftpsd {
         client_ip: std::net::IpAddr,
         local_ip: std::net::IpAddr,
         channels: Arc<DataChannels>,
-    ) -> Result<libunftp::Server<Filesystem, Account>, libunftp::ServerError> {
+    ) -> Result<libunftp::Server<HomeStorage, Account>, libunftp::ServerError> {
         // PASV announces the configured address, else the address the client reached.
         let passive_host = match (self.passive_address, local_ip) {
             (Some(ip), _) => PassiveHost::Ip(ip),
@@ -217,25 +217,28 @@ impl Ftpsd {
         let root = self.config.data_root.clone();
         let storage = Box::new(move || {
             // The root was checked at start; losing it later is fatal for the pod anyway.
-            Filesystem::new(root.clone()).expect("data root must stay an openable directory")
+            HomeStorage::new(root.clone()).expect("data root must stay an openable directory")
         });
         let login = Arc::new(SessionLogin {
             guard: self.guard.clone(),
             client_ip,
         });
-        ServerBuilder::with_authenticator(storage, login)
-            .user_detail_provider(self.provider.clone())
-            // TLS on both channels is done in front of libunftp (see control_channel).
-            .ftps_required(FtpsRequired::None, FtpsRequired::None)
-            .passive_ports(self.config.passive.port_min..=self.config.passive.port_max)
-            .passive_host(passive_host)
-            .binder(PassiveBinder { channels })
-            .idle_session_timeout(self.config.idle_timeout_seconds)
-            .greeting(self.greeting)
-            .metrics()
-            .notify_data(TransferLog)
-            .notify_presence(TransferLog)
-            .build()
+        ServerBuilder::<HomeStorage, Account>::with_user_detail_provider(
+            storage,
+            self.provider.clone(),
+        )
+        .authenticator(login)
+        // TLS on both channels is done in front of libunftp (see control_channel).
+        .ftps_required(FtpsRequired::None, FtpsRequired::None)
+        .passive_ports(self.config.passive.port_min..=self.config.passive.port_max)
+        .passive_host(passive_host)
+        .binder(PassiveBinder { channels })
+        .idle_session_timeout(self.config.idle_timeout_seconds)
+        .greeting(self.greeting)
+        .metrics()
+        .notify_data(TransferLog)
+        .notify_presence(TransferLog)
+        .build()
     }
 }
 

@@ -25,6 +25,10 @@ fn max_sessions_gets_a_421_reply() {
         max_sessions: 2,
         ..Options::default()
     });
+    // The readiness probe's connection must be gone before counting.
+    wait_until("no active session", Duration::from_secs(10), || {
+        metric(&server.metrics(), "ftpsd_sessions_active") == Some(0.0)
+    });
     let first = greeted(server.port);
     let _second = greeted(server.port);
     let reply = first_reply(server.port);
