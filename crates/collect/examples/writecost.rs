@@ -76,6 +76,7 @@ fn main() {
             buffer.push(line.clone());
         }
     }
+    let encode_cpu = cpu_seconds() - cpu0;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(true);
     let writer = Writer::new(config.output).unwrap();
     rt.block_on(writer.run(shared.clone(), stop_rx));
@@ -124,6 +125,11 @@ print(json.dumps({{"cpu": time.process_time() - c0, "wall": time.perf_counter() 
         "RESULT collect points={POINTS} cpu_ns_per_point={:.0} wall_ns_per_point={:.0}",
         per(collect_cpu),
         per(collect_wall)
+    );
+    println!(
+        "RESULT collect-phases encode_cpu_ns_per_point={:.0} write_cpu_ns_per_point={:.0}",
+        per(encode_cpu),
+        per(collect_cpu - encode_cpu)
     );
     println!(
         "RESULT python points={POINTS} cpu_ns_per_point={:.0} wall_ns_per_point={:.0}",

@@ -121,8 +121,10 @@ impl Point {
             .iter()
             .filter(|(k, v)| !k.is_empty() && !v.is_empty())
             .collect();
-        tags.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-        tags.dedup_by(|a, b| a.0 == b.0);
+        if !tags.windows(2).all(|w| w[0].0 < w[1].0) {
+            tags.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+            tags.dedup_by(|a, b| a.0 == b.0);
+        }
         for (k, v) in tags {
             out.push(',');
             escape_name(out, k, KEY_SPECIAL);
@@ -184,6 +186,11 @@ fn unescapes(c: char) -> bool {
 }
 
 fn escape_name(out: &mut String, s: &str, special: &[char]) {
+    // Nearly every name needs no escaping at all.
+    if !s.contains(|c: char| matches!(c, '\\' | '\n' | '\r') || special.contains(&c)) {
+        out.push_str(s);
+        return;
+    }
     let chars: Vec<char> = s
         .chars()
         .map(|c| if matches!(c, '\n' | '\r') { ' ' } else { c })
