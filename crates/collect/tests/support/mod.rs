@@ -169,6 +169,13 @@ impl TestCgroup {
         let root = PathBuf::from("/sys/fs/cgroup");
         let name = format!("collect-test-{tag}-{}", std::process::id());
         let dirs: Vec<PathBuf> = if root.join("cgroup.controllers").exists() {
+            // The child gets memory.current only if the parent hands the
+            // memory controller down; most hosts already do.
+            let control = root.join("cgroup.subtree_control");
+            let enabled = fs::read_to_string(&control).unwrap_or_default();
+            if !enabled.split_whitespace().any(|c| c == "memory") {
+                let _ = fs::write(&control, "+memory");
+            }
             vec![root.join(&name)]
         } else {
             ["memory", "cpuacct", "pids"]
