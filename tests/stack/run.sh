@@ -20,8 +20,13 @@ export SECRETS_DIR=$WORK/secrets
 LB_IP=10.77.0.100 # stack.py's load-balancer address
 
 started=$SECONDS
+stack_pid=
 # shellcheck disable=SC2317 # called by the EXIT trap
 cleanup() {
+  if [[ -n $stack_pid ]]; then # interrupted: stack.py stops its pods itself
+    kill -TERM "$stack_pid" 2>/dev/null || true
+    wait "$stack_pid" 2>/dev/null || true
+  fi
   python3 "$ROOT/tests/stack/stack.py" cleanup || true
   [[ -n ${STACK_KEEP:-} ]] || rm -rf "$WORK" # STACK_KEEP=1 keeps the pods' logs
 }
@@ -43,7 +48,11 @@ LB_IP=$LB_IP ./setup.sh secrets
 # the two agree.
 sed -i '/^admin:/d' "$SECRETS_DIR/ft-wordpress/users"
 
+# In the background, so that a signal reaches the traps at once.
+python3 "$ROOT/tests/stack/stack.py" run &
+stack_pid=$!
 status=0
-python3 "$ROOT/tests/stack/stack.py" run || status=$?
+wait "$stack_pid" || status=$?
+stack_pid=
 echo "==> stack test: $((SECONDS - started)) s in all (build included)"
 exit "$status"
