@@ -9,6 +9,7 @@ what it saw. Exit status 0 when every check passed.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -409,7 +410,19 @@ def grafana_dashboards_query_real_points() -> str:
     expect(len(boards) == len(services), f"dashboards: {sorted(boards)}")
     password = secret("ft-influxdb", "grafana-password")
     running = set(os.environ["STACK_SERVICES"].split()) - {"grafana"}
-    with_data = set()
+    deadline = time.monotonic() + 60
+    while True:  # a pod's first points may still be on their way
+        with_data, queries = dashboards_with_data(boards, password)
+        if running <= with_data or time.monotonic() > deadline:
+            break
+        time.sleep(5)
+    expect(running <= with_data, f"no dashboard data for {running - with_data}")
+    return f"{len(boards)} dashboards, {queries} queries valid, data for {sorted(with_data)}"
+
+
+def dashboards_with_data(boards: dict, password: str) -> tuple[set[str], int]:
+    """Runs every panel query; the services whose queries returned points."""
+    with_data: set[str] = set()
     queries = 0
     for name, board in boards.items():
         expect(board.get("title") and board.get("uid"), f"{name}: title/uid")
@@ -439,8 +452,7 @@ def grafana_dashboards_query_real_points() -> str:
                 m = re.search(r"\"service\" = '([^']+)'", q)
                 if series and m:
                     with_data.add(m.group(1))
-    expect(running <= with_data, f"no dashboard data for {running - with_data}")
-    return f"{len(boards)} dashboards, {queries} queries valid, data for {sorted(with_data)}"
+    return with_data, queries
 
 
 # --- 7. data survives kill -9 of its server -------------------------------------------
@@ -477,6 +489,33 @@ def write_wordpress_post_and_count_influx_points() -> str:
     with open(PERSIST, "w") as f:
         json.dump({"post_id": post_id, "title": title, "before": int(before), "points": count}, f)
     return f"post {post_id} published; {count} internal_collect points before {int(before)}"
+
+
+@phase("persist-write")
+def upload_ftps_file_to_keep() -> str:
+    with tempfile.TemporaryDirectory() as tmp:
+        up = os.path.join(tmp, "kept.bin")
+        with open(up, "wb") as f:
+            f.write(os.urandom(100_000))
+        out = lftp(f"put {up} -o kept.bin")
+        expect(out.returncode == 0, f"lftp exited {out.returncode}: {(out.stdout + out.stderr)[-800:]}")
+        with open(up, "rb") as f:
+            digest = hashlib.sha256(f.read()).hexdigest()
+    with open(PERSIST + ".ftps", "w") as f:
+        f.write(digest)
+    return "kept.bin uploaded"
+
+
+@phase("persist-ftps")
+def ftps_file_survived_restart() -> str:
+    with tempfile.TemporaryDirectory() as tmp:
+        back = os.path.join(tmp, "kept.bin")
+        out = lftp(f"get kept.bin -o {back}")
+        expect(out.returncode == 0, f"lftp exited {out.returncode}: {(out.stdout + out.stderr)[-800:]}")
+        with open(back, "rb") as f:
+            digest = hashlib.sha256(f.read()).hexdigest()
+    expect(digest == open(PERSIST + ".ftps").read(), "kept.bin changed")
+    return "kept.bin downloaded unchanged"
 
 
 @phase("persist-mysql")

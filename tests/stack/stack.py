@@ -97,7 +97,7 @@ PODS = {
         PodSpec(
             "grafana",
             f"{SUBNET}.17",
-            ["ft-tls", "ft-influxdb", "ft-grafana"],
+            ["ft-tls", "ft-influxdb:grafana-password,collect-password", "ft-grafana"],
             users=["grafana"],
             absent_programs=["grafana"],
         ),
@@ -585,7 +585,7 @@ RECHECK = {
     "phpmyadmin": ["phpmyadmin"],
     "mysql": ["persist-mysql", "phpmyadmin"],
     "influxdb": ["persist-influxdb"],
-    "ftps": ["ftps"],
+    "ftps": ["ftps", "persist-ftps"],
     "grafana": ["grafana"],
 }
 
