@@ -41,7 +41,7 @@ impl Shared {
 
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
-    #[error("cannot reach InfluxDB: {0}")]
+    #[error("cannot reach InfluxDB: {}", error_chain(.0))]
     Transport(#[from] reqwest::Error),
     #[error("InfluxDB answered {status}: {body}")]
     Status { status: StatusCode, body: String },
@@ -254,6 +254,19 @@ impl Writer {
             }
         }
     }
+}
+
+/// An error with its causes (reqwest's own message is only the outer
+/// layer, e.g. "error sending request").
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cause = c.source();
+    }
+    s
 }
 
 /// The `dropped=N` of InfluxDB's "partial write" error.

@@ -196,7 +196,15 @@ async fn fetch(
         };
         req = req.basic_auth(&a.username, Some(password));
     }
-    let resp = req.send().await.map_err(|e| format!("{url}: {e}"))?;
+    let resp = req.send().await.map_err(|e| {
+        let mut m = format!("{url}: {e}");
+        let mut cause = std::error::Error::source(&e);
+        while let Some(c) = cause {
+            m.push_str(&format!(": {c}"));
+            cause = c.source();
+        }
+        m
+    })?;
     let status = resp.status();
     if !status.is_success() {
         return Err(format!("{url}: HTTP {status}"));
