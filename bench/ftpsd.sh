@@ -124,8 +124,17 @@ EOF
 RUST_LOG=warn "$FTPSD" --config "$TMP/ftpsd.toml" 2>"$TMP/ftpsd.log" &
 PIDS+=($!)
 FPID=$!
+# A second ftpsd that runs PBKDF2 on every login (no verified-password cache).
+NPORT=$(free_port)
+sed -e "s/127.0.0.1:$FPORT/127.0.0.1:$NPORT/" -e "s/127.0.0.1:$MPORT/127.0.0.1:$(free_port)/" \
+  -e 's/port_min = 42000/port_min = 43000/' -e 's/port_max = 42999/port_max = 43999/' \
+  "$TMP/ftpsd.toml" >"$TMP/ftpsd-nocache.toml"
+printf '[login]\nverified_cache_seconds = 0\n' >>"$TMP/ftpsd-nocache.toml"
+RUST_LOG=warn "$FTPSD" --config "$TMP/ftpsd-nocache.toml" 2>"$TMP/ftpsd-nocache.log" &
+PIDS+=($!)
 wait_port "$VPORT"
 wait_port "$FPORT"
+wait_port "$NPORT"
 
 curl_ftps() { curl -sS --ssl-reqd --cacert "$TMP/ca.crt" -u "$USER_NAME:$PASSWORD" "$@"; }
 
@@ -141,6 +150,15 @@ throughput() {
     best=$(python3 -c "print(max($best, $speed))")
   done
   python3 -c "print(round($best / 1e6, 1))"
+}
+
+# Seconds for one login + LIST + quit, alone (median of 5).
+session_latency() {
+  local port=$1
+  for _ in 1 2 3 4 5; do
+    curl -sS --ssl-reqd --cacert "$TMP/ca.crt" -u "$USER_NAME:$PASSWORD" --list-only -o /dev/null \
+      -w '%{time_total}\n' "ftp://127.0.0.1:$port/"
+  done | sort -n | sed -n 3p
 }
 
 sessions_per_second() {
@@ -172,6 +190,9 @@ cmp "$TMP/big.bin" "$VHOME/up-2.bin"
 echo "== $SESSIONS sessions (login + LIST + quit), $PARALLEL in parallel"
 V_SPS=$(sessions_per_second "$VPORT")
 F_SPS=$(sessions_per_second "$FPORT")
+N_SPS=$(sessions_per_second "$NPORT")
+V_LAT=$(session_latency "$VPORT")
+F_LAT=$(session_latency "$FPORT")
 echo "== $IDLE idle logged-in sessions"
 V_MEM=$(idle_memory "$VPORT" "$VPID")
 F_MEM=$(idle_memory "$FPORT" "$FPID")
@@ -185,6 +206,8 @@ printf '%-34s %12s %12s %8s\n' "measure" "vsftpd" "ftpsd" "ratio"
 printf '%-34s %12s %12s %8s\n' "download ${SIZE_MIB} MiB (MB/s)" "$V_DOWN" "$F_DOWN" "$(ratio "$F_DOWN" "$V_DOWN")"
 printf '%-34s %12s %12s %8s\n' "upload ${SIZE_MIB} MiB (MB/s)" "$V_UP" "$F_UP" "$(ratio "$F_UP" "$V_UP")"
 printf '%-34s %12s %12s %8s\n' "sessions/s ($PARALLEL parallel)" "$V_SPS" "$F_SPS" "$(ratio "$F_SPS" "$V_SPS")"
+printf '%-34s %12s %12s %8s\n' "  same, PBKDF2 on every login" "$V_SPS" "$N_SPS" "$(ratio "$N_SPS" "$V_SPS")"
+printf '%-34s %12s %12s %8s\n' "one session alone (s, median of 5)" "$V_LAT" "$F_LAT" "$(ratio "$F_LAT" "$V_LAT")"
 printf '%-34s %12s %12s %8s\n' "memory, $IDLE idle sessions (PSS KiB)" "$V_PSS" "$F_PSS" "$(ratio "$F_PSS" "$V_PSS")"
 echo "vsftpd: $V_MEM"
 echo "ftpsd:  $F_MEM"
