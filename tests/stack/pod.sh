@@ -25,7 +25,8 @@
 # Environment (from stack.py): ROOT, POD_DIR, TARGET_DIR, HOSTS_FILE,
 # POD_NAME, SECRETS_DIR, POD_SECRETS ("secret[:key,key] ..."), POD_VOLUMES ("path=dir ..."), POD_USERS
 # ("name[:home:shell] ..."), POD_CONFIG (the supervise.toml to install), and
-# POD_ENV_FILE (the container's environment, one VAR=value a line).
+# POD_ENV_FILE (the container's environment, one VAR=value a line) and
+# POD_NO_NEW_PRIVS (non-empty: the manifest forbids privilege escalation).
 set -euo pipefail
 
 svc=$1
@@ -122,4 +123,8 @@ hostname "$POD_NAME" # its own UTS namespace, like a pod
 
 mapfile -t container_env < "$POD_ENV_FILE"
 cd /
-exec env -i "${container_env[@]}" /usr/local/bin/supervise
+# allowPrivilegeEscalation: false in the manifest is no_new_privs: no setuid
+# bit or file capability takes effect in the container.
+nnp=()
+[[ -n $POD_NO_NEW_PRIVS ]] && nnp=(setpriv --no-new-privs)
+exec "${nnp[@]}" env -i "${container_env[@]}" /usr/local/bin/supervise

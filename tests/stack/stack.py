@@ -91,7 +91,7 @@ PODS = {
             "ftps",
             f"{SUBNET}.16",
             ["ft-tls", "ft-ftps", COLLECT_SECRET],
-            {"/srv/ftps": "ftps"},
+            {"/var/lib/ftps": "ftps"},
             users=["ftps"],
         ),
         PodSpec(
@@ -274,6 +274,18 @@ class Pod:
         self.started_wall = 0.0
         self.ever_healthy = False
 
+    def manifest(self) -> dict:
+        """What k8s/<service>/deployment.yaml asks of the pod's sandbox."""
+        import yaml
+
+        path = ROOT / "k8s" / self.spec.service / "deployment.yaml"
+        pod = yaml.safe_load(path.read_text())["spec"]["template"]["spec"]
+        (container,) = pod["containers"]
+        return {
+            "sysctls": {s["name"]: str(s["value"]) for s in pod.get("securityContext", {}).get("sysctls", [])},
+            "no_new_privs": container.get("securityContext", {}).get("allowPrivilegeEscalation") is False,
+        }
+
     def env(self) -> dict[str, str]:
         volumes = []
         for path, name in self.spec.volumes.items():
@@ -304,12 +316,16 @@ class Pod:
             "POD_USERS": " ".join(self.spec.users),
             "POD_CONFIG": str(supervise_config(self.spec, self.dir / "supervise.toml")),
             "POD_ENV_FILE": str(env_file),
+            "POD_NO_NEW_PRIVS": "1" if self.manifest()["no_new_privs"] else "",
         }
 
     def start(self) -> None:
         with self.lock:
             if self.stopping:
                 return
+            # The pod's sysctls (all of them network ones, so per namespace).
+            for name, value in self.manifest()["sysctls"].items():
+                ns_exec(self.ns, "sysctl", "-qw", f"{name}={value}")
             self.starts += 1
             self.failures = 0
             self.started_at = time.monotonic()
