@@ -13,19 +13,19 @@
 
 use std::fs;
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use tempfile::TempDir;
 
+mod daemon;
+pub mod web;
 mod wordpress;
-pub use wordpress::{Wordpress, WordpressDb};
 
-/// How long a server may take to accept connections before the test fails.
-const START_DEADLINE: Duration = Duration::from_secs(60);
+use daemon::Daemon;
+pub use wordpress::{Wordpress, WordpressDb};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -60,48 +60,16 @@ pub fn free_port() -> Result<u16, Error> {
     Ok(port)
 }
 
-/// Polls until something accepts TCP connections on `127.0.0.1:port`, or the
-/// child exits, or the deadline passes.
-fn wait_for_port(
-    server: &'static str,
-    port: u16,
-    child: &mut Child,
-    log: &Path,
-) -> Result<(), Error> {
-    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    let started = Instant::now();
-    while started.elapsed() < START_DEADLINE {
-        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-            return Ok(());
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            return Err(Error::Command {
-                program: server.to_string(),
-                detail: format!("exited with {status}; log:\n{}", read_log(log)),
-            });
-        }
-        thread::sleep(Duration::from_millis(50));
-    }
-    Err(Error::NotReady {
-        server,
-        port,
-        deadline: START_DEADLINE,
-        log: read_log(log),
-    })
+/// A fresh temporary directory, removed when dropped.
+fn temp_dir(prefix: &str) -> Result<TempDir, Error> {
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .map_err(io_err("create temp dir"))
 }
 
 fn read_log(path: &Path) -> String {
     fs::read_to_string(path).unwrap_or_else(|e| format!("(no log at {}: {e})", path.display()))
-}
-
-fn spawn_logged(cmd: &mut Command, log: &Path) -> Result<Child, Error> {
-    let out = fs::File::create(log).map_err(io_err(format!("create {}", log.display())))?;
-    let err = out.try_clone().map_err(io_err("clone log handle"))?;
-    cmd.stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err)
-        .spawn()
-        .map_err(io_err(format!("spawn {:?}", cmd.get_program())))
 }
 
 fn run(cmd: &mut Command) -> Result<(), Error> {
@@ -123,28 +91,14 @@ fn run(cmd: &mut Command) -> Result<(), Error> {
     }
 }
 
-/// Stops a child politely, then firmly.
-fn stop(child: &mut Child) {
-    // SIGTERM via kill(1) keeps this crate free of unsafe code and libc.
-    let _ = Command::new("kill").arg(child.id().to_string()).status();
-    let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(10) {
-        if let Ok(Some(_)) = child.try_wait() {
-            return;
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-}
-
 /// A MariaDB server with a fresh data directory. `root` logs in without a
 /// password over the unix socket and over TCP from 127.0.0.1.
 #[derive(Debug)]
 pub struct Mariadb {
+    // Declared before `dir`: the server stops before its files go.
+    server: Daemon,
     dir: TempDir,
     port: u16,
-    child: Option<Child>,
 }
 
 impl Mariadb {
@@ -160,11 +114,9 @@ impl Mariadb {
     }
 
     fn start_configured(root_auth: &str) -> Result<Self, Error> {
-        let dir = tempfile::Builder::new()
-            .prefix("testbed-mariadb-")
-            .tempdir()
-            .map_err(io_err("create temp dir"))?;
-        let datadir = dir.path().join("data");
+        let dir = temp_dir("testbed-mariadb-")?;
+        let d = dir.path();
+        let datadir = d.join("data");
         run(Command::new("mariadb-install-db")
             .arg(format!("--datadir={}", datadir.display()))
             .args([
@@ -172,35 +124,24 @@ impl Mariadb {
                 &format!("--auth-root-authentication-method={root_auth}"),
                 "--skip-test-db",
             ]))?;
-        let mut db = Mariadb {
-            port: free_port()?,
-            dir,
-            child: None,
-        };
-        db.launch()?;
-        Ok(db)
-    }
-
-    fn launch(&mut self) -> Result<(), Error> {
-        let d = self.dir.path();
-        let log = d.join("mariadbd.log");
-        let mut child = spawn_logged(
-            Command::new("mariadbd")
-                .arg("--no-defaults")
-                .arg(format!("--datadir={}", d.join("data").display()))
-                .arg(format!("--socket={}", self.socket().display()))
-                .arg(format!("--pid-file={}", d.join("mariadbd.pid").display()))
-                .arg(format!("--port={}", self.port))
-                .args([
-                    "--bind-address=127.0.0.1",
-                    "--user=root",
-                    "--skip-name-resolve",
-                ]),
-            &log,
+        let port = free_port()?;
+        let server = Daemon::start(
+            "mariadbd",
+            "mariadbd",
+            [
+                "--no-defaults".to_string(),
+                format!("--datadir={}", datadir.display()),
+                format!("--socket={}", d.join("mariadbd.sock").display()),
+                format!("--pid-file={}", d.join("mariadbd.pid").display()),
+                format!("--port={port}"),
+                "--bind-address=127.0.0.1".to_string(),
+                "--user=root".to_string(),
+                "--skip-name-resolve".to_string(),
+            ],
+            d.join("mariadbd.log"),
+            port,
         )?;
-        let ready = wait_for_port("mariadbd", self.port, &mut child, &log);
-        self.child = Some(child);
-        ready
+        Ok(Mariadb { server, dir, port })
     }
 
     pub fn port(&self) -> u16 {
@@ -240,20 +181,11 @@ impl Mariadb {
 
     /// Stops the server (data kept); `restart` brings it back on the same port.
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            stop(&mut child);
-        }
+        self.server.stop();
     }
 
     pub fn restart(&mut self) -> Result<(), Error> {
-        self.stop();
-        self.launch()
-    }
-}
-
-impl Drop for Mariadb {
-    fn drop(&mut self) {
-        self.stop();
+        self.server.restart()
     }
 }
 
@@ -261,9 +193,10 @@ impl Drop for Mariadb {
 /// a free loopback port, no authentication.
 #[derive(Debug)]
 pub struct Influxdb {
-    dir: TempDir,
+    // Declared before `_dir`: the server stops before its files go.
+    server: Daemon,
+    _dir: TempDir,
     http_port: u16,
-    child: Option<Child>,
 }
 
 impl Influxdb {
@@ -278,10 +211,7 @@ impl Influxdb {
     }
 
     fn start_configured(auth: bool) -> Result<Self, Error> {
-        let dir = tempfile::Builder::new()
-            .prefix("testbed-influxdb-")
-            .tempdir()
-            .map_err(io_err("create temp dir"))?;
+        let dir = temp_dir("testbed-influxdb-")?;
         let http_port = free_port()?;
         let rpc_port = free_port()?;
         let d = dir.path();
@@ -295,29 +225,23 @@ impl Influxdb {
             d = d.display()
         );
         fs::write(d.join("influxdb.conf"), config).map_err(io_err("write influxdb.conf"))?;
-        let mut influx = Influxdb {
-            dir,
+        let server = Daemon::start(
+            "influxd",
+            "influxd",
+            [
+                "-config".into(),
+                d.join("influxdb.conf"),
+                "-pidfile".into(),
+                d.join("influxd.pid"),
+            ],
+            d.join("influxd.log"),
             http_port,
-            child: None,
-        };
-        influx.launch()?;
-        Ok(influx)
-    }
-
-    fn launch(&mut self) -> Result<(), Error> {
-        let d = self.dir.path();
-        let log = d.join("influxd.log");
-        let mut child = spawn_logged(
-            Command::new("influxd")
-                .arg("-config")
-                .arg(d.join("influxdb.conf"))
-                .arg("-pidfile")
-                .arg(d.join("influxd.pid")),
-            &log,
         )?;
-        let ready = wait_for_port("influxd", self.http_port, &mut child, &log);
-        self.child = Some(child);
-        ready
+        Ok(Influxdb {
+            server,
+            _dir: dir,
+            http_port,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -331,19 +255,10 @@ impl Influxdb {
 
     /// Stops the server (data kept); `restart` brings it back on the same port.
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            stop(&mut child);
-        }
+        self.server.stop();
     }
 
     pub fn restart(&mut self) -> Result<(), Error> {
-        self.stop();
-        self.launch()
-    }
-}
-
-impl Drop for Influxdb {
-    fn drop(&mut self) {
-        self.stop();
+        self.server.restart()
     }
 }

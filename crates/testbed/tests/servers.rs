@@ -21,3 +21,35 @@ fn influxdb_starts_and_answers_ping() {
         .expect("run curl");
     assert_eq!(String::from_utf8_lossy(&status.stdout), "204");
 }
+
+#[test]
+fn nginx_serves_stub_status_and_php_fpm_pool_status() {
+    use testbed::web::{Nginx, PhpFpm, status_locations};
+    let fpm = PhpFpm::start("probe", 2).expect("start php-fpm");
+    let port = testbed::free_port().expect("free port");
+    let nginx = Nginx::start(
+        port,
+        &format!(
+            "server {{ listen 127.0.0.1:{port};\n{} }}",
+            status_locations(&fpm)
+        ),
+    )
+    .expect("start nginx");
+    let get = |path: &str| {
+        let out = Command::new("curl")
+            .args(["-sS", "--max-time", "10"])
+            .arg(format!("http://127.0.0.1:{port}{path}"))
+            .output()
+            .expect("run curl");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let stub = get("/nginx_status");
+    assert!(stub.starts_with("Active connections:"), "{stub}");
+    let pool = get("/fpm-status");
+    assert!(
+        pool.contains("pool:                 probe"),
+        "{pool}\n{}",
+        fpm.logs()
+    );
+    assert!(nginx.pid_file().exists(), "{}", nginx.logs());
+}
