@@ -2,9 +2,10 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod support;
+
 use std::fs;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use collect::config::CgroupInput;
@@ -58,16 +59,7 @@ fn v2_cpu_time_of_a_process_in_a_child_cgroup() {
          print('ready', flush=True); time.sleep(60)\"",
         procs = dir.join("cgroup.procs").display()
     );
-    let mut child = Command::new("sh")
-        .arg("-c")
-        .arg(script)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = child.stdout.take().unwrap();
-    let guard = Child(dir.clone(), child);
-    let mut buf = [0u8; 6];
-    std::io::Read::read_exact(&mut out, &mut buf).unwrap();
+    let guard = Child(dir.clone(), support::spawn_until_ready(&script));
 
     let mut cg = Cgroup::new(&CgroupInput {
         enabled: true,

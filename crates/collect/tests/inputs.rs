@@ -3,8 +3,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod peers;
 mod support;
-mod web;
 
 use std::process::Command;
 use std::time::Duration;
@@ -25,17 +25,8 @@ fn last(influx: &str, measurement: &str, field: &str, filter: &str) -> Option<f6
 
 #[test]
 fn every_input_reaches_influxdb_with_plausible_values() {
-    let influx = testbed::Influxdb::start().unwrap();
-    let db = testbed::Mariadb::start().unwrap();
-    let web = web::StatusServer::start();
-    let secrets = tempfile::tempdir().unwrap();
-    let mysql_pw = secrets.path().join("mysql-collect");
-    std::fs::write(&mysql_pw, "s3cret-collect\n").unwrap();
-    db.sql(
-        "CREATE USER 'collect'@'%' IDENTIFIED BY 's3cret-collect';\
-         GRANT PROCESS, REPLICATION CLIENT ON *.* TO 'collect'@'%';",
-    )
-    .unwrap();
+    let peers = peers::Peers::start();
+    let (influx, db, web) = (&peers.influx, &peers.db, &peers.web);
 
     let cgroup = TestCgroup::create("inputs");
     let marker = format!("collect-test-alloc-{}", std::process::id());
@@ -64,28 +55,13 @@ paths = ["/", "{tmp}"]
 programs = [{{ name = "allocator", pattern = "{marker}" }},
             {{ name = "nginx", pid_file = "{nginx_pid}" }},
             "mariadbd", "no-such-program"]
-[inputs.nginx]
-url = "{nginx_status}"
-[inputs.phpfpm]
-url = "{fpm_status}"
-[inputs.mysql]
-port = {mysql_port}
-password_file = "{mysql_pw}"
-[inputs.influxdb]
-url = "{influx}/debug/vars"
-[inputs.prometheus]
-urls = ["{metrics}"]
-"#,
+{inputs}"#,
         influx = influx.url(),
         cg_root = cgroup.root.display(),
         cg_name = cgroup.name,
-        tmp = secrets.path().display(),
+        tmp = peers.dir().display(),
         nginx_pid = web.nginx_pid_file().display(),
-        nginx_status = web.url("/nginx_status"),
-        fpm_status = web.url("/fpm-status"),
-        mysql_port = db.port(),
-        mysql_pw = mysql_pw.display(),
-        metrics = web.url("/metrics"),
+        inputs = peers.inputs(),
     );
     let mut collect = Collect::start(&config);
     let url = influx.url();

@@ -239,6 +239,11 @@ pub fn allocator(marker: &str, mib: usize, cgroup: Option<&TestCgroup>) -> Alloc
         "{join}exec /usr/bin/python3 -c \"import sys,time; b=b'x'*({mib}<<20); \
          print('ready', flush=True); time.sleep(120)\" {marker}"
     );
+    Allocator(spawn_until_ready(&script))
+}
+
+/// Runs `sh -c script` and waits until it prints `ready` on its stdout.
+pub fn spawn_until_ready(script: &str) -> Child {
     let mut child = Command::new("sh")
         .arg("-c")
         .arg(script)
@@ -247,9 +252,9 @@ pub fn allocator(marker: &str, mib: usize, cgroup: Option<&TestCgroup>) -> Alloc
         .unwrap();
     let mut out = child.stdout.take().unwrap();
     let mut buf = [0u8; 6];
-    std::io::Read::read_exact(&mut out, &mut buf).expect("allocator ready");
+    std::io::Read::read_exact(&mut out, &mut buf).expect("child ready");
     assert_eq!(&buf, b"ready\n");
-    Allocator(child)
+    child
 }
 
 /// The allocator process, killed when dropped.
