@@ -44,7 +44,10 @@ influx=$(sed -n 's/^INFLUX //p' "$work/bed.out")
 "$bin" --config "$config" 2>"$work/collect.log" &
 pid=$!
 
+# utime + stime, in clock ticks (fields 14 and 15; the command name in
+# field 2 has no spaces here).
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+hz=$(getconf CLK_TCK)
 status_kib() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
 
 start_ticks=$(cpu_ticks "$pid")
@@ -78,7 +81,7 @@ exec 3>&-
 wait "$bed" || true
 bed=""
 
-cpu_ms=$(((end_ticks - start_ticks) * 10))
+cpu_ms=$(((end_ticks - start_ticks) * 1000 / hz))
 share=$(awk -v ms="$cpu_ms" -v s="$DURATION" 'BEGIN {printf "%.3f", ms / 10 / s}')
 avg_rss=$((sum_rss / n))
 per_round=$(awk -v g="$gathered" -v r="$rounds" 'BEGIN {printf "%.0f", (r > 0 ? g / r : 0)}')
