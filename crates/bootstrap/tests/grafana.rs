@@ -2,10 +2,13 @@
 //! and every panel query against real data written by `collect`.
 #![allow(clippy::unwrap_used)]
 
+mod seeding;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use seeding::{bootstrap, seed_mysql, start_wordpress, succeeded};
 use serde_json::Value;
 
 const SERVICES: [&str; 7] = [
@@ -26,18 +29,13 @@ fn workspace() -> PathBuf {
 fn provision(dir: &Path) -> Vec<(String, Value)> {
     let pw = dir.join("grafana-password");
     std::fs::write(&pw, "pw\n").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_bootstrap"))
-        .args(["grafana", "--dir"])
-        .arg(dir.join("provisioning"))
-        .arg("--password-file")
-        .arg(&pw)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    succeeded(bootstrap([
+        "grafana".as_ref(),
+        "--dir".as_ref(),
+        dir.join("provisioning").as_os_str(),
+        "--password-file".as_ref(),
+        pw.as_os_str(),
+    ]));
     SERVICES
         .iter()
         .map(|s| {
@@ -285,33 +283,10 @@ fn every_panel_query_returns_data_written_by_collect() {
     let w = work.path();
 
     // MySQL's collect account, made by bootstrap itself.
-    let secrets = w.join("ft-mysql");
-    std::fs::create_dir(&secrets).unwrap();
-    for k in ["wordpress", "phpmyadmin", "collect"] {
-        std::fs::write(secrets.join(format!("{k}-password")), format!("{k}-pw\n")).unwrap();
-    }
-    let out = Command::new(env!("CARGO_BIN_EXE_bootstrap"))
-        .args(["mysql", "--socket"])
-        .arg(db.socket())
-        .arg("--secrets")
-        .arg(&secrets)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let secrets = seed_mysql(&db, w);
 
     // Real nginx stub_status and php-fpm pool status.
-    let web = testbed::Wordpress::start(&testbed::WordpressDb {
-        host: "127.0.0.1".into(),
-        port: db.port(),
-        name: "wordpress".into(),
-        user: "wordpress".into(),
-        password: "wordpress-pw".into(),
-    })
-    .unwrap();
+    let web = start_wordpress(&db);
 
     // The real ftpsd, with one upload and one download through curl.
     let ftps = start_ftpsd(&collect_bin.with_file_name("ftpsd"), w);

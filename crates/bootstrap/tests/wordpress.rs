@@ -2,10 +2,13 @@
 //! real MariaDB; phpass hashes checked by PHP itself.
 #![allow(clippy::unwrap_used)]
 
+mod seeding;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
 use bootstrap::wordpress::phpass;
+use seeding::{bootstrap, seed_mysql, start_wordpress, succeeded};
 
 const PHPASS: &str = "/usr/share/wordpress/wp-includes/class-phpass.php";
 
@@ -19,12 +22,7 @@ fn php(code: &str, args: &[&str]) -> String {
         .args(args)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    succeeded(out)
 }
 
 #[test]
@@ -65,14 +63,6 @@ fn phpass_agrees_with_wordpress_php_class() {
     );
 }
 
-fn bootstrap(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_bootstrap"))
-        .args(args)
-        .env_remove("LB_IP")
-        .output()
-        .unwrap()
-}
-
 struct Site {
     _db: testbed::Mariadb,
     wp: testbed::Wordpress,
@@ -84,31 +74,8 @@ impl Site {
     fn start() -> Site {
         let db = testbed::Mariadb::start().unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let mysql = dir.path().join("ft-mysql");
-        std::fs::create_dir(&mysql).unwrap();
-        for k in ["wordpress", "phpmyadmin", "collect"] {
-            std::fs::write(mysql.join(format!("{k}-password")), format!("{k}-pw\n")).unwrap();
-        }
-        let out = bootstrap(&[
-            "mysql",
-            "--socket",
-            db.socket().to_str().unwrap(),
-            "--secrets",
-            mysql.to_str().unwrap(),
-        ]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let wp = testbed::Wordpress::start(&testbed::WordpressDb {
-            host: "127.0.0.1".into(),
-            port: db.port(),
-            name: "wordpress".into(),
-            user: "wordpress".into(),
-            password: "wordpress-pw".into(),
-        })
-        .unwrap();
+        seed_mysql(&db, dir.path());
+        let wp = start_wordpress(&db);
         std::fs::create_dir(dir.path().join("ft-wordpress")).unwrap();
         let db_port = db.port();
         Site {
@@ -127,7 +94,7 @@ impl Site {
 
     fn run(&self, db_port: u16, timeout: &str) -> Output {
         let url = self.wp.url();
-        bootstrap(&[
+        bootstrap([
             "--timeout",
             timeout,
             "wordpress",
@@ -174,12 +141,7 @@ impl Site {
             .args(["-e", statements])
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        succeeded(out)
     }
 
     /// Logs in through /wp-login.php; returns the cookie jar on success.
@@ -405,7 +367,7 @@ fn bad_input_is_named_and_unreachable_database_times_out() {
     };
     let run = |timeout| {
         let a = args(timeout);
-        bootstrap(&a.iter().map(String::as_str).collect::<Vec<_>>())
+        bootstrap(&a)
     };
     let out = run("2s");
     assert!(!out.status.success());
