@@ -3,7 +3,6 @@
 
 mod common;
 use common::*;
-use std::io::{Read, Write};
 use std::process::Command;
 
 fn assert_success(out: &std::process::Output, server: &Ftpsd, what: &str) {
@@ -156,30 +155,14 @@ fn curl_200_mib_round_trip_keeps_sha256() {
     let server = Ftpsd::start();
     let local = tempfile::tempdir().unwrap();
     let src = local.path().join("big.bin");
-    {
-        // Pseudo-random, incompressible content.
-        let mut urandom = std::fs::File::open("/dev/urandom").unwrap();
-        let mut out = std::io::BufWriter::new(std::fs::File::create(&src).unwrap());
-        let mut chunk = vec![0u8; 1 << 20];
-        for _ in 0..200 {
-            urandom.read_exact(&mut chunk).unwrap();
-            out.write_all(&chunk).unwrap();
-        }
-    }
+    let sum = random_file(&src, 200);
     let url = format!("{}/big.bin", server.url());
     let out = server.curl(&["-T", src.to_str().unwrap(), &url]);
     assert_success(&out, &server, "upload");
     let back = local.path().join("back.bin");
     let out = server.curl(&["-o", back.to_str().unwrap(), &url]);
     assert_success(&out, &server, "download");
-    let sha = |p: &std::path::Path| {
-        stdout(&run(Command::new("sha256sum").arg(p)))
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .to_owned()
-    };
     assert_eq!(std::fs::metadata(&back).unwrap().len(), 200 << 20);
-    assert_eq!(sha(&src), sha(&back));
-    assert_eq!(sha(&src), sha(&server.home(USER).join("big.bin")));
+    assert_eq!(sha256(&back), sum);
+    assert_eq!(sha256(&server.home(USER).join("big.bin")), sum);
 }

@@ -313,9 +313,17 @@ def scenario_bigfile(args):
     with open(path, "rb") as src:
         f.storbinary("STOR big.bin", src, blocksize=1 << 20)
     h = hashlib.sha256()
-    f.retrbinary("RETR big.bin", h.update, blocksize=1 << 20)
-    print("sha256", h.hexdigest())
+    size = 0
+
+    def take(chunk):
+        nonlocal size
+        h.update(chunk)
+        size += len(chunk)
+
+    f.retrbinary("RETR big.bin", take, blocksize=1 << 20)
+    print("sha256", h.hexdigest(), "bytes", size)
     f.quit()
+    print("OK")
 
 
 def main():

@@ -147,3 +147,25 @@ fn lftp_refusals() {
         .collect();
     assert!(leaked.is_empty(), "files read from outside the home");
 }
+
+#[test]
+fn lftp_200_mib_round_trip_keeps_sha256() {
+    let server = Ftpsd::start();
+    let local = tempfile::tempdir().unwrap();
+    let src = local.path().join("big.bin");
+    let sum = random_file(&src, 200);
+    let back = local.path().join("back.bin");
+    let out = server.lftp(
+        USER,
+        PASSWORD,
+        &format!(
+            "put {} -o big.bin; get big.bin -o {}",
+            src.display(),
+            back.display()
+        ),
+    );
+    assert_success(&out, &server, "200 MiB round trip");
+    assert_eq!(std::fs::metadata(&back).unwrap().len(), 200 << 20);
+    assert_eq!(sha256(&back), sum);
+    assert_eq!(sha256(&server.home(USER).join("big.bin")), sum);
+}

@@ -151,3 +151,20 @@ fn idle_sessions_time_out() {
         metric(&server.metrics(), "ftpsd_sessions_active") == Some(0.0)
     });
 }
+
+#[test]
+fn python_200_mib_round_trip_keeps_sha256() {
+    let server = Ftpsd::start();
+    let local = tempfile::tempdir().unwrap();
+    let src = local.path().join("big.bin");
+    let sum = random_file(&src, 200);
+    let out = server.python("bigfile", &["--file", src.to_str().unwrap()]);
+    assert_ok(&out, &server);
+    // The script hashes the download as it arrives.
+    assert!(
+        stdout(&out).contains(&format!("sha256 {sum} bytes {}", 200 << 20)),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(sha256(&server.home(USER).join("big.bin")), sum);
+}

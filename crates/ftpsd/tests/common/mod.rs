@@ -343,3 +343,26 @@ pub fn metric(text: &str, series: &str) -> Option<f64> {
             .and_then(|v| v.trim().parse().ok())
     })
 }
+
+/// Writes a pseudo-random (incompressible) file of `mib` MiB at `path` and
+/// returns its sha256.
+pub fn random_file(path: &Path, mib: usize) -> String {
+    use std::io::{Read, Write};
+    let mut urandom = std::fs::File::open("/dev/urandom").unwrap();
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let mut chunk = vec![0u8; 1 << 20];
+    for _ in 0..mib {
+        urandom.read_exact(&mut chunk).unwrap();
+        out.write_all(&chunk).unwrap();
+    }
+    out.flush().unwrap();
+    drop(out);
+    sha256(path)
+}
+
+/// The sha256 of a file, with `sha256sum`.
+pub fn sha256(path: &Path) -> String {
+    let out = run(Command::new("sha256sum").arg(path));
+    assert!(out.status.success(), "sha256sum: {}", stderr(&out));
+    stdout(&out).split_whitespace().next().unwrap().to_owned()
+}
