@@ -4,6 +4,8 @@
 //! directory on a free loopback port, and stopped (and its files removed)
 //! when the value is dropped. Nothing is assumed to be running already:
 //! `tests/run.sh` installs the packages, the tests start what they use.
+//! MariaDB and InfluxDB are here; nginx and php-fpm in [`web`]; WordPress on
+//! both in [`Wordpress`].
 //!
 //! ```no_run
 //! let db = testbed::Mariadb::start().unwrap();
