@@ -26,7 +26,8 @@
 # POD_NAME, SECRETS_DIR, POD_SECRETS ("secret[:key,key] ..."), POD_VOLUMES ("path=dir ..."), POD_USERS
 # ("name[:home:shell] ..."), POD_CONFIG (the supervise.toml to install), and
 # POD_ENV_FILE (the container's environment, one VAR=value a line) and
-# POD_NO_NEW_PRIVS (non-empty: the manifest forbids privilege escalation).
+# POD_NO_NEW_PRIVS (non-empty: the manifest forbids privilege escalation),
+# POD_CAPABILITIES (the manifest's added capabilities, "+chown,+kill,...").
 set -euo pipefail
 
 svc=$1
@@ -125,6 +126,9 @@ mapfile -t container_env < "$POD_ENV_FILE"
 cd /
 # allowPrivilegeEscalation: false in the manifest is no_new_privs: no setuid
 # bit or file capability takes effect in the container.
-nnp=()
-[[ -n $POD_NO_NEW_PRIVS ]] && nnp=(setpriv --no-new-privs)
-exec "${nnp[@]}" env -i "${container_env[@]}" /usr/local/bin/supervise
+# capabilities drop ALL + add [...] is the bounding set of the container.
+privs=()
+[[ -n $POD_NO_NEW_PRIVS ]] && privs+=(--no-new-privs)
+[[ -n $POD_CAPABILITIES ]] && privs+=(--bounding-set "-all,$POD_CAPABILITIES")
+((${#privs[@]})) && privs=(setpriv "${privs[@]}")
+exec "${privs[@]}" env -i "${container_env[@]}" /usr/local/bin/supervise

@@ -281,9 +281,13 @@ class Pod:
         path = ROOT / "k8s" / self.spec.service / "deployment.yaml"
         pod = yaml.safe_load(path.read_text())["spec"]["template"]["spec"]
         (container,) = pod["containers"]
+        security = container.get("securityContext", {})
+        caps = security.get("capabilities", {})
         return {
             "sysctls": {s["name"]: str(s["value"]) for s in pod.get("securityContext", {}).get("sysctls", [])},
-            "no_new_privs": container.get("securityContext", {}).get("allowPrivilegeEscalation") is False,
+            "no_new_privs": security.get("allowPrivilegeEscalation") is False,
+            # With drop ALL, the container has exactly the added capabilities.
+            "capabilities": caps.get("add", []) if "ALL" in caps.get("drop", []) else None,
         }
 
     def env(self) -> dict[str, str]:
@@ -317,6 +321,9 @@ class Pod:
             "POD_CONFIG": str(supervise_config(self.spec, self.dir / "supervise.toml")),
             "POD_ENV_FILE": str(env_file),
             "POD_NO_NEW_PRIVS": "1" if self.manifest()["no_new_privs"] else "",
+            "POD_CAPABILITIES": ",".join(
+                f"+{c.lower()}" for c in self.manifest()["capabilities"] or []
+            ) if self.manifest()["capabilities"] is not None else "",
         }
 
     def start(self) -> None:
