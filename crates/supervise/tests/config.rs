@@ -4,9 +4,21 @@
 mod support;
 
 use std::os::unix::fs::PermissionsExt;
-use std::process::Command;
+use std::path::Path;
+use std::process::{Command, Output};
 
 use support::*;
+
+/// `supervise check-config FLAGS CONFIG` with extra environment, run to its end.
+fn check_config(flags: &[&str], config: &Path, env: &[(&str, &str)]) -> Output {
+    Command::new(BIN)
+        .arg("check-config")
+        .args(flags)
+        .arg(config)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap()
+}
 
 #[test]
 fn templates_are_rendered_from_env_and_files_before_programs_start() {
@@ -91,11 +103,7 @@ command = ["touch", "{dir}/started"]
 /// `check-config` rejects it the same way.
 fn rejected(body: &str, message: &str) {
     let sv = rejected_at_start(body, message);
-    let out = Command::new(BIN)
-        .arg("check-config")
-        .arg(sv.path("supervise.toml"))
-        .output()
-        .unwrap();
+    let out = check_config(&[], &sv.path("supervise.toml"), &[]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(message), "{err}");
@@ -180,11 +188,7 @@ fn an_unknown_user_is_rejected_at_start() {
         "program \"a\": user \"no-such-user-here\" does not exist",
     );
     // Users exist in the image, not necessarily where check-config runs.
-    let out = Command::new(BIN)
-        .arg("check-config")
-        .arg(sv.path("supervise.toml"))
-        .output()
-        .unwrap();
+    let out = check_config(&[], &sv.path("supervise.toml"), &[]);
     assert_eq!(out.status.code(), Some(0));
 }
 
@@ -197,11 +201,7 @@ fn a_bad_health_address_is_rejected() {
         "[health]\nlisten = \"nowhere\"\n[[program]]\nname = \"a\"\ncommand = [\"true\"]\n",
     )
     .unwrap();
-    let out = Command::new(BIN)
-        .arg("check-config")
-        .arg(&config)
-        .output()
-        .unwrap();
+    let out = check_config(&[], &config, &[]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("invalid socket address"));
 }
@@ -222,11 +222,7 @@ fn check_config_validates_and_starts_nothing() {
         ),
     )
     .unwrap();
-    let out = Command::new(BIN)
-        .arg("check-config")
-        .arg(&config)
-        .output()
-        .unwrap();
+    let out = check_config(&[], &config, &[]);
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -241,20 +237,11 @@ fn check_config_validates_and_starts_nothing() {
     assert!(!marker.exists());
 
     // --render also needs the templates and their variables.
-    let out = Command::new(BIN)
-        .args(["check-config", "--render"])
-        .arg(&config)
-        .output()
-        .unwrap();
+    let out = check_config(&["--render"], &config, &[]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("t.in: cannot read"));
     std::fs::write(dir.path().join("t.in"), "x = ${SUPERVISE_TEST_X}\n").unwrap();
-    let out = Command::new(BIN)
-        .args(["check-config", "--render"])
-        .arg(&config)
-        .env("SUPERVISE_TEST_X", "1")
-        .output()
-        .unwrap();
+    let out = check_config(&["--render"], &config, &[("SUPERVISE_TEST_X", "1")]);
     assert_eq!(
         out.status.code(),
         Some(0),
