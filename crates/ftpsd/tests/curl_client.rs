@@ -166,3 +166,66 @@ fn curl_200_mib_round_trip_keeps_sha256() {
     assert_eq!(sha256(&back), sum);
     assert_eq!(sha256(&server.home(USER).join("big.bin")), sum);
 }
+
+#[test]
+fn fifty_curl_clients_at_once() {
+    let server = Ftpsd::start_with(Options {
+        passive_ports: 100,
+        ..Options::default()
+    });
+    let local = tempfile::tempdir().unwrap();
+    let url = server.url();
+    let payload = |i: usize| -> Vec<u8> { (0..65_536 + i).map(|b| (b * 17 + i) as u8).collect() };
+    let commands = (0..50)
+        .map(|i| {
+            let up = local.path().join(format!("c-{i}.bin"));
+            std::fs::write(&up, payload(i)).unwrap();
+            let back = local.path().join(format!("back-{i}.bin"));
+            let options = server.curl_options();
+            // One curl process: upload, list, download (over one control connection).
+            let mut args: Vec<String> = vec![
+                "-T".into(),
+                up.display().to_string(),
+                format!("{url}/c-{i}.bin"),
+                "--next".into(),
+            ];
+            args.extend(options.iter().cloned());
+            args.extend(["--list-only".into(), format!("{url}/"), "--next".into()]);
+            args.extend(options.iter().cloned());
+            args.extend([
+                "-o".into(),
+                back.display().to_string(),
+                format!("{url}/c-{i}.bin"),
+            ]);
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            server.curl_command(&args)
+        })
+        .collect();
+    let outputs = run_all_at_once(commands, std::time::Duration::from_secs(120));
+    for (i, out) in outputs.iter().enumerate() {
+        assert_success(out, &server, &format!("client {i}"));
+        assert!(
+            stdout(out).lines().any(|n| n == format!("c-{i}.bin")),
+            "client {i} listing: {}",
+            stdout(out)
+        );
+        assert!(
+            std::fs::read(local.path().join(format!("back-{i}.bin"))).unwrap() == payload(i),
+            "client {i} download differs"
+        );
+        assert!(
+            std::fs::read(server.home(USER).join(format!("c-{i}.bin"))).unwrap() == payload(i),
+            "client {i} upload differs"
+        );
+    }
+    let metrics = server.metrics();
+    assert!(
+        metric(&metrics, r#"ftpsd_logins_total{result="ok"}"#).unwrap() >= 50.0,
+        "{metrics}"
+    );
+    assert_eq!(
+        metric(&metrics, r#"ftpsd_logins_total{result="failed"}"#),
+        Some(0.0),
+        "{metrics}"
+    );
+}

@@ -169,3 +169,54 @@ fn lftp_200_mib_round_trip_keeps_sha256() {
     assert_eq!(sha256(&back), sum);
     assert_eq!(sha256(&server.home(USER).join("big.bin")), sum);
 }
+
+#[test]
+fn fifty_lftp_clients_at_once() {
+    let server = Ftpsd::start_with(Options {
+        passive_ports: 100,
+        ..Options::default()
+    });
+    let local = tempfile::tempdir().unwrap();
+    let l = local.path().display();
+    let payload = |i: usize| -> Vec<u8> { (0..65_536 + i).map(|b| (b * 31 + i) as u8).collect() };
+    let commands = (0..50)
+        .map(|i| {
+            std::fs::write(local.path().join(format!("c-{i}.bin")), payload(i)).unwrap();
+            server.lftp_command(
+                USER,
+                PASSWORD,
+                &format!(
+                    "put {l}/c-{i}.bin -o c-{i}.bin; cls -1; get c-{i}.bin -o {l}/back-{i}.bin"
+                ),
+            )
+        })
+        .collect();
+    let outputs = run_all_at_once(commands, std::time::Duration::from_secs(120));
+    for (i, out) in outputs.iter().enumerate() {
+        assert_success(out, &server, &format!("client {i}"));
+        assert!(
+            stdout(out).lines().any(|n| n == format!("c-{i}.bin")),
+            "client {i} listing: {}",
+            stdout(out)
+        );
+        assert!(
+            std::fs::read(local.path().join(format!("back-{i}.bin"))).unwrap() == payload(i),
+            "client {i} download differs"
+        );
+        assert!(
+            std::fs::read(server.home(USER).join(format!("c-{i}.bin"))).unwrap() == payload(i),
+            "client {i} upload differs"
+        );
+    }
+    let metrics = server.metrics();
+    assert_eq!(
+        metric(&metrics, r#"ftpsd_logins_total{result="ok"}"#),
+        Some(50.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        metric(&metrics, r#"ftpsd_logins_total{result="failed"}"#),
+        Some(0.0),
+        "{metrics}"
+    );
+}

@@ -180,6 +180,11 @@ lockout_seconds = {lockout}
 
     /// Runs lftp with FTPS forced and the certificate verified against the test CA.
     pub fn lftp(&self, user: &str, password: &str, commands: &str) -> Output {
+        run(&mut self.lftp_command(user, password, commands))
+    }
+
+    /// The lftp command of [`Ftpsd::lftp`], to spawn.
+    pub fn lftp_command(&self, user: &str, password: &str, commands: &str) -> Command {
         let script = format!(
             "set ssl:ca-file {ca}; set ssl:verify-certificate true; set ftp:ssl-force true; \
              set ftp:ssl-protect-data true; set ftp:passive-mode true; set net:max-retries 1; \
@@ -188,18 +193,67 @@ lockout_seconds = {lockout}
             ca = self.ca().display(),
             port = self.port,
         );
-        run(Command::new("lftp").arg("-c").arg(script))
+        let mut command = Command::new("lftp");
+        command.arg("-c").arg(script);
+        command
     }
 
     /// Runs curl with TLS required, against the test CA.
     pub fn curl(&self, args: &[&str]) -> Output {
-        let ca = self.ca();
-        run(Command::new("curl")
-            .args(["-sS", "--ssl-reqd", "--max-time", "60", "--cacert"])
-            .arg(ca)
-            .args(["-u", &format!("{USER}:{PASSWORD}")])
-            .args(args))
+        run(&mut self.curl_command(args))
     }
+
+    /// The curl command of [`Ftpsd::curl`], to spawn.
+    pub fn curl_command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new("curl");
+        command.args(self.curl_options()).args(args);
+        command
+    }
+
+    /// curl's options for TLS against the test CA as [`USER`] (repeated after `--next`).
+    pub fn curl_options(&self) -> Vec<String> {
+        [
+            "-sS",
+            "--ssl-reqd",
+            "--max-time",
+            "60",
+            "--cacert",
+            self.ca().to_str().unwrap(),
+            "-u",
+            &format!("{USER}:{PASSWORD}"),
+        ]
+        .map(str::to_owned)
+        .to_vec()
+    }
+}
+
+/// Spawns every command at once, then waits for all of them; each is
+/// bounded by its own client timeout, and the whole by `deadline`.
+pub fn run_all_at_once(commands: Vec<Command>, deadline: Duration) -> Vec<Output> {
+    let children: Vec<Child> = commands
+        .into_iter()
+        .map(|mut c| {
+            c.stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot spawn {c:?}: {e}"))
+        })
+        .collect();
+    let end = Instant::now() + deadline;
+    children
+        .into_iter()
+        .map(|mut child| {
+            while child.try_wait().unwrap().is_none() {
+                if Instant::now() > end {
+                    let _ = child.kill();
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            child.wait_with_output().unwrap()
+        })
+        .collect()
 }
 
 impl Drop for Ftpsd {
