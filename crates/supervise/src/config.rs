@@ -34,18 +34,22 @@ pub struct Config {
     pub programs: Vec<Program>,
 }
 
-/// `[health]`: where the probe endpoint listens.
+/// `[health]`: where the probe endpoint listens, and where supervise
+/// counts its own starts (see `restarts`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Health {
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
+    /// Absolute path of the restarts file; none: restarts are reported as 0.
+    pub restarts_file: Option<PathBuf>,
 }
 
 impl Default for Health {
     fn default() -> Self {
         Health {
             listen: default_listen(),
+            restarts_file: None,
         }
     }
 }
@@ -182,6 +186,13 @@ impl Config {
         if self.programs.is_empty() {
             return Err("no [[program]] defined".into());
         }
+        if let Some(file) = &self.health.restarts_file
+            && !file.is_absolute()
+        {
+            return Err(format!(
+                "[health] restarts_file {file:?} must be an absolute path"
+            ));
+        }
         let mut index = HashMap::new();
         for (i, p) in self.programs.iter().enumerate() {
             if p.name.is_empty() || p.name.chars().any(|c| c.is_whitespace() || c == '|') {
@@ -295,6 +306,7 @@ mod tests {
             r#"
 [health]
 listen = "0.0.0.0:9901"
+restarts_file = "/run/supervise/restarts"
 [stop]
 grace_seconds = 10
 [[template]]
@@ -318,6 +330,10 @@ ready = { http = "http://127.0.0.1:8080/" }
         )
         .unwrap();
         assert_eq!(c.templates[0].mode, Some(0o640));
+        assert_eq!(
+            c.health.restarts_file.as_deref(),
+            Some(Path::new("/run/supervise/restarts"))
+        );
         assert_eq!(
             c.programs[0].ready,
             Some(Ready::Unix("/run/php-fpm.sock".into()))
@@ -361,6 +377,17 @@ after = ["a"]
         )
         .unwrap_err();
         assert!(e.contains("cycle in `after`: a -> b -> a"), "{e}");
+    }
+
+    #[test]
+    fn a_relative_restarts_file_is_rejected() {
+        let e =
+            parse("[health]\nrestarts_file = 'restarts'\n[[program]]\nname='a'\ncommand=['x']\n")
+                .unwrap_err();
+        assert!(
+            e.contains("[health] restarts_file \"restarts\" must be an absolute path"),
+            "{e}"
+        );
     }
 
     #[test]

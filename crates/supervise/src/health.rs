@@ -44,6 +44,7 @@ pub struct BoardState {
     /// Index and pid (= process group) of each program, in start order.
     pub started: Vec<(usize, i32)>,
     pub stopping: bool,
+    /// Earlier starts of supervise in this pod (see `restarts`).
     pub restarts: u32,
 }
 
@@ -101,6 +102,7 @@ struct Report<'a> {
     healthy: bool,
     ready: bool,
     stopping: bool,
+    restarts: u32,
     programs: Vec<ProgramView<'a>>,
 }
 
@@ -112,6 +114,7 @@ fn report(board: &Board, readiness: bool) -> (StatusCode, Json<serde_json::Value
         healthy,
         ready,
         stopping: b.stopping,
+        restarts: b.restarts,
         programs: b
             .programs
             .iter()

@@ -14,6 +14,7 @@
 //! ```toml
 //! [health]
 //! listen = "0.0.0.0:9901"        # default
+//! restarts_file = "/run/supervise/restarts"   # optional; see below
 //!
 //! [stop]
 //! grace_seconds = 10             # SIGTERM, then SIGKILL after this long
@@ -75,18 +76,36 @@
 //!   child subreaper when started as any other pid.
 //! - `GET /healthz`: 200 while nothing has ended or failed and supervise is
 //!   not stopping, else 503. `GET /readyz`: 200 once every program is ready
-//!   and healthy. Body: `{"healthy", "ready", "stopping", "programs": [{"name",
-//!   "kind", "state", "ready", "pid", "restarts", "uptime_seconds"}]}`, where
-//!   `state` is `waiting` (for its `after`), `running`, `completed` (a
-//!   oneshot that exited 0), `failed` or `stopped` (ended during a stop);
-//!   `restarts` is `$SUPERVISE_RESTARTS` (0 when unset): supervise never
-//!   restarts a program itself, the container is restarted instead.
+//!   and healthy. Body: `{"healthy", "ready", "stopping", "restarts",
+//!   "programs": [{"name", "kind", "state", "ready", "pid", "restarts",
+//!   "uptime_seconds"}]}`, where `state` is `waiting` (for its `after`),
+//!   `running`, `completed` (a oneshot that exited 0), `failed` or
+//!   `stopped` (ended during a stop); `restarts` is explained next.
+//!
+//! Restarts: supervise never restarts a program itself; when it exits,
+//! Kubernetes restarts the whole container. So it counts its own starts in
+//! a restarts file that outlives the container but not the pod (in
+//! Kubernetes an `emptyDir` volume, `medium: Memory`): the file named by
+//! `$SUPERVISE_RESTARTS_FILE` when set and not empty (the pod knows where
+//! its volume is mounted), else by `[health] restarts_file`; it must be an
+//! absolute path (else exit 2). Once nothing can stop the start any more
+//! (config, templates, users and health address are fine), supervise reads
+//! the count (a missing file is 0), reports it as `restarts`, top-level and
+//! for every program, and writes count + 1 (temp file + rename) before any
+//! program starts. A start that fails with exit 2 is not counted: it started
+//! nothing. An unreadable or garbled file is a warning and the count starts
+//! again from 0; a failed write is a warning too. Neither stops supervise:
+//! the file outlives the container, so exiting would fail every later
+//! restart the same way until the pod is deleted, taking the service down
+//! over a diagnostic figure. The directory is never created: a missing one
+//! means the volume is not mounted. With no restarts file, `restarts` is 0.
 
 pub mod config;
 pub mod health;
 pub mod output;
 pub mod process;
 pub mod readiness;
+pub mod restarts;
 pub mod supervisor;
 pub mod template;
 
@@ -114,6 +133,8 @@ pub enum Error {
         addr: std::net::SocketAddr,
         source: std::io::Error,
     },
+    #[error("${var} = {path:?}: the restarts file must be an absolute path", var = restarts::ENV)]
+    RestartsFile { path: std::path::PathBuf },
     #[error("cannot start the runtime: {0}")]
     Runtime(#[from] std::io::Error),
 }
@@ -159,6 +180,10 @@ pub fn run(path: &Path) -> Result<i32, Error> {
         })
         .collect::<Result<Vec<_>, _>>()?;
     let rendered = template::render_all(&config.templates, &template::Environment)?;
+    let restarts_file = restarts::path(config.health.restarts_file.as_deref());
+    if let Some(path) = restarts_file.as_ref().filter(|p| !p.is_absolute()) {
+        return Err(Error::RestartsFile { path: path.clone() });
+    }
 
     // One thread: the reaper and every spawn run on it, so a child is always
     // registered before its exit can be reaped (see `process`).
@@ -186,11 +211,14 @@ pub fn run(path: &Path) -> Result<i32, Error> {
         .with_target(false)
         .without_time()
         .try_init();
+    // Counted only now: a start that failed above started nothing.
+    let restarts = restarts_file.as_deref().map_or(0, restarts::record);
     let code = runtime.block_on(supervisor::supervise(
         config,
         credentials,
         output.clone(),
         listener,
+        restarts,
     ))?;
     runtime.shutdown_timeout(Duration::from_millis(100));
     writer.finish(output, Duration::from_secs(2));

@@ -62,7 +62,8 @@ struct Signals {
     quit: SignalStream,
 }
 
-/// Runs the programs of `config` until one ends or a stop signal arrives.
+/// Runs the programs of `config` until one ends or a stop signal arrives;
+/// `restarts` (earlier starts in this pod) goes on the health report.
 /// Returns the exit code: 0 after a stop signal or when every program (all
 /// oneshots) completed, 1 when a program ended or failed.
 pub async fn supervise(
@@ -70,6 +71,7 @@ pub async fn supervise(
     credentials: Vec<Option<Credentials>>,
     output: Output,
     listener: tokio::net::TcpListener,
+    restarts: u32,
 ) -> std::io::Result<i32> {
     // Handlers first, so that no SIGCHLD or SIGTERM is missed.
     let mut signals = Signals {
@@ -79,10 +81,6 @@ pub async fn supervise(
         hup: signal(SignalKind::hangup())?,
         quit: signal(SignalKind::quit())?,
     };
-    let restarts = std::env::var("SUPERVISE_RESTARTS")
-        .ok()
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0);
     let board = Board::new(
         config
             .programs

@@ -10,6 +10,10 @@ use support::*;
 #[test]
 fn healthz_turns_503_when_a_service_dies() {
     let dir = tempfile::tempdir().unwrap();
+    // Four earlier starts in this pod.
+    let restarts = dir.path().join("restarts");
+    std::fs::write(&restarts, "4\n").unwrap();
+    let restarts = restarts.to_str().unwrap().to_owned();
     let mut sv = start_in(
         dir,
         r#"
@@ -24,13 +28,14 @@ command = ["sh", "-c", "trap '' TERM; while :; do sleep 0.05; done"]
 name = "victim"
 command = ["sh", "-c", "echo $$ > {dir}/victim.pid; exec sleep 60"]
 "#,
-        &[("SUPERVISE_RESTARTS", "4")],
+        &[("SUPERVISE_RESTARTS_FILE", &restarts)],
     );
     let victim = read_pid(&sv.path("victim.pid"));
     sv.wait_health();
     let (code, body) = sv.get("/healthz").unwrap();
     assert_eq!(code, 200, "{body}");
     assert_eq!(body["healthy"], true);
+    assert_eq!(body["restarts"], 4);
     let p = &body["programs"][1];
     assert_eq!(p["name"], "victim");
     assert_eq!(p["kind"], "service");
