@@ -6,6 +6,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
@@ -38,12 +39,14 @@ pub struct Sv {
     pub stdout: Arc<Mutex<String>>,
     pub stderr: Arc<Mutex<String>>,
     status: Option<ExitStatus>,
+    /// The threads reading stdout and stderr; each ends at its pipe's EOF.
+    readers: Vec<JoinHandle<()>>,
 }
 
-fn collect(mut r: impl Read + Send + 'static) -> Arc<Mutex<String>> {
+fn collect(mut r: impl Read + Send + 'static) -> (Arc<Mutex<String>>, JoinHandle<()>) {
     let text = Arc::new(Mutex::new(String::new()));
     let t = text.clone();
-    std::thread::spawn(move || {
+    let reader = std::thread::spawn(move || {
         let mut buf = [0u8; 4096];
         while let Ok(n) = r.read(&mut buf) {
             if n == 0 {
@@ -54,7 +57,7 @@ fn collect(mut r: impl Read + Send + 'static) -> Arc<Mutex<String>> {
                 .push_str(&String::from_utf8_lossy(&buf[..n]));
         }
     });
-    text
+    (text, reader)
 }
 
 /// Writes `body` (with `{dir}` replaced by the temp dir) as the config,
@@ -101,8 +104,8 @@ pub fn start_wrapped(
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stdout = collect(child.stdout.take().unwrap());
-    let stderr = collect(child.stderr.take().unwrap());
+    let (stdout, out_reader) = collect(child.stdout.take().unwrap());
+    let (stderr, err_reader) = collect(child.stderr.take().unwrap());
     Sv {
         child,
         dir,
@@ -110,6 +113,7 @@ pub fn start_wrapped(
         stdout,
         stderr,
         status: None,
+        readers: vec![out_reader, err_reader],
     }
 }
 
@@ -134,7 +138,8 @@ impl Sv {
         self.stdout.lock().unwrap().clone()
     }
 
-    /// Waits for supervise to exit; its exit code.
+    /// Waits for supervise to exit and for its last output lines (the end of
+    /// its stdout and stderr); its exit code.
     pub fn wait(&mut self, secs: u64) -> i32 {
         if self.status.is_none() {
             let deadline = Instant::now() + Duration::from_secs(secs);
@@ -151,8 +156,14 @@ impl Sv {
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
-        // Let the reader threads catch the last lines.
-        std::thread::sleep(Duration::from_millis(50));
+        // Its pipes close when it (and a wrapper) are gone, unless something
+        // it started outlived it holding them: that is a failure too.
+        wait_for(10, "the end of supervise's stdout and stderr", || {
+            self.readers.iter().all(JoinHandle::is_finished)
+        });
+        for reader in self.readers.drain(..) {
+            reader.join().unwrap();
+        }
         self.status.unwrap().code().unwrap_or(-1)
     }
 
