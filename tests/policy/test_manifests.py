@@ -30,6 +30,9 @@ CONTRACT = {
 }
 # service -> data directory on its PersistentVolumeClaim
 VOLUMES = {"mysql": "/var/lib/mysql", "influxdb": "/var/lib/influxdb", "ftps": "/var/lib/ftps"}
+# supervise's restarts file lives on this emptyDir (crates/supervise/src/restarts.rs)
+SUPERVISE_STATE = "supervise-state"
+SUPERVISE_STATE_DIR = "/run/supervise"
 # Secret -> services mounting it (contract's "used by"; every pod's collector
 # also reads its InfluxDB password)
 SECRET_USERS = {
@@ -197,7 +200,24 @@ def test_volumes_and_update_strategy(stack):
             assert claims[name]["spec"]["accessModes"] == ["ReadWriteOnce"]
         else:
             assert not pvcs
-        assert not [v for v in spec.get("volumes", []) if "hostPath" in v or "emptyDir" in v]
+        assert not [v for v in spec.get("volumes", []) if "hostPath" in v]
+        # The one scratch volume is supervise's restart count (next test).
+        assert [v["name"] for v in spec["volumes"] if "emptyDir" in v] == [SUPERVISE_STATE], name
+
+
+def test_every_pod_counts_supervise_restarts_on_an_emptydir(stack):
+    """supervise's restarts file outlives the container but not the pod."""
+    for name, d in of_kind(stack, "Deployment").items():
+        spec = d["spec"]["template"]["spec"]
+        volumes = {v["name"]: v for v in spec["volumes"]}
+        assert volumes[SUPERVISE_STATE]["emptyDir"] == {"medium": "Memory", "sizeLimit": "1Mi"}, name
+        mounts = [m for m in container(d)["volumeMounts"] if m["name"] == SUPERVISE_STATE]
+        assert mounts == [{"name": SUPERVISE_STATE, "mountPath": SUPERVISE_STATE_DIR}], name
+        env = {e["name"]: e for e in container(d)["env"]}
+        assert env["SUPERVISE_RESTARTS_FILE"] == {
+            "name": "SUPERVISE_RESTARTS_FILE",
+            "value": f"{SUPERVISE_STATE_DIR}/restarts",
+        }, name
 
 
 def test_secrets_mounted_read_only_where_the_contract_says(stack):
