@@ -10,9 +10,14 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
-use support::{Collect, TestCgroup, allocator, query, rows, try_query, wait_for};
+use support::{
+    Collect, TestCgroup, allocator, disk_dir, query, rows, try_query, wait_for, whole_disk_of,
+    workload,
+};
 
 const MIB: f64 = 1024.0 * 1024.0;
+/// The memory limit set on the test cgroup.
+const MEMORY_LIMIT: u64 = 512 << 20;
 
 fn last(influx: &str, measurement: &str, field: &str, filter: &str) -> Option<f64> {
     let q = format!(
@@ -31,6 +36,7 @@ fn every_input_reaches_influxdb_with_plausible_values() {
     let cgroup = TestCgroup::create("inputs");
     let marker = format!("collect-test-alloc-{}", std::process::id());
     let alloc = allocator(&marker, 64, Some(&cgroup));
+    cgroup.set_memory_limit(MEMORY_LIMIT);
 
     let config = format!(
         r#"
@@ -71,6 +77,8 @@ programs = [{{ name = "allocator", pattern = "{marker}" }},
     for m in [
         "docker_container_cpu",
         "docker_container_mem",
+        "docker_container_pids",
+        "docker_container_blkio",
         "net",
         "disk",
         "procstat",
@@ -121,6 +129,19 @@ programs = [{{ name = "allocator", pattern = "{marker}" }},
         "cgroup memory {mem}"
     );
     assert!(last(u, "docker_container_cpu", "usage_total", "").unwrap() > 0.0);
+    // ... all of it anonymous, under the limit the test set.
+    let anon = last(u, "docker_container_mem", "anon", "").unwrap();
+    assert!((60.0 * MIB..1024.0 * MIB).contains(&anon), "anon {anon}");
+    assert_eq!(
+        last(u, "docker_container_mem", "limit", ""),
+        Some(MEMORY_LIMIT as f64)
+    );
+    let pct = last(u, "docker_container_mem", "usage_percent", "").unwrap();
+    assert!(
+        (60.0 * MIB / MEMORY_LIMIT as f64 * 100.0..100.0).contains(&pct),
+        "usage_percent {pct}"
+    );
+    container_workload_shows(u, &cgroup);
 
     // procstat: the allocator's RSS, nginx master + worker from the pid file.
     let f = " AND process_name = 'allocator'";
@@ -209,6 +230,110 @@ programs = [{{ name = "allocator", pattern = "{marker}" }},
     let status = collect.stop();
     assert!(status.success(), "{status}\n{}", collect.log());
     drop(alloc);
+}
+
+/// Starts a workload in the test cgroup (1 process already there: the
+/// allocator) and waits for its block writes, file cache, processes and CPU
+/// throttling to show in the container's figures.
+fn container_workload_shows(u: &str, cgroup: &TestCgroup) {
+    const DIRECT_MIB: usize = 16;
+    const CACHED_MIB: usize = 32;
+    let total = " AND device = 'total'";
+    let write_field = "io_service_bytes_recursive_write";
+    let written0 = last(u, "docker_container_blkio", write_field, total).unwrap();
+    let ops0 = last(
+        u,
+        "docker_container_blkio",
+        "io_serviced_recursive_write",
+        total,
+    )
+    .unwrap();
+    let file0 = last(u, "docker_container_mem", "file", "").unwrap();
+    let throttled0 = last(
+        u,
+        "docker_container_cpu",
+        "throttling_throttled_periods",
+        "",
+    )
+    .unwrap();
+    assert_eq!(
+        last(u, "docker_container_pids", "current", ""),
+        Some(1.0),
+        "only the allocator in the cgroup yet"
+    );
+
+    let disk = disk_dir();
+    cgroup.account_io_on(disk.path());
+    // 20 ms of CPU per 100 ms period: 0.1 s of CPU takes 5 periods or more,
+    // each one throttled.
+    cgroup.set_cpu_quota(20_000);
+    let work = workload(cgroup, disk.path(), DIRECT_MIB, CACHED_MIB, 2);
+
+    // Block accounting is coarse (merged or split requests, metadata): at
+    // least half of what went to the disk with O_DIRECT.
+    let at_least = written0 + DIRECT_MIB as f64 * MIB / 2.0;
+    let written = wait_for(
+        "the direct writes in blkio",
+        Duration::from_secs(20),
+        || last(u, "docker_container_blkio", write_field, total).filter(|w| *w >= at_least),
+    );
+    assert!(
+        written < written0 + 100.0 * (DIRECT_MIB + CACHED_MIB) as f64 * MIB,
+        "blkio write {written0} -> {written}"
+    );
+    let (major, minor) = whole_disk_of(disk.path());
+    let device = format!(" AND device = '{major}:{minor}'");
+    let on_disk = last(u, "docker_container_blkio", write_field, &device).unwrap();
+    assert!(
+        on_disk >= DIRECT_MIB as f64 * MIB / 2.0,
+        "{major}:{minor} write {on_disk}"
+    );
+    assert!(
+        last(
+            u,
+            "docker_container_blkio",
+            "io_serviced_recursive_write",
+            total
+        )
+        .unwrap()
+            > ops0
+    );
+    assert!(
+        last(
+            u,
+            "docker_container_blkio",
+            "io_service_bytes_recursive_read",
+            total
+        )
+        .is_some()
+    );
+
+    // The page cache of the buffered file is charged to the container.
+    wait_for("the cached file in memory", Duration::from_secs(20), || {
+        last(u, "docker_container_mem", "file", "")
+            .filter(|f| *f >= file0 + CACHED_MIB as f64 * MIB / 2.0)
+    });
+    // Allocator, the workload and its 2 sleepers.
+    wait_for("4 processes in pids", Duration::from_secs(20), || {
+        last(u, "docker_container_pids", "current", "").filter(|p| *p >= 4.0)
+    });
+    let throttled = wait_for("throttled CPU periods", Duration::from_secs(20), || {
+        last(
+            u,
+            "docker_container_cpu",
+            "throttling_throttled_periods",
+            "",
+        )
+        .filter(|t| *t > throttled0)
+    });
+    let periods = last(u, "docker_container_cpu", "throttling_periods", "").unwrap();
+    assert!(
+        periods >= throttled,
+        "{periods} periods, {throttled} throttled"
+    );
+    let throttled_ns = last(u, "docker_container_cpu", "throttling_throttled_time", "").unwrap();
+    assert!(throttled_ns > 0.0, "throttled_time {throttled_ns}");
+    drop(work);
 }
 
 #[test]

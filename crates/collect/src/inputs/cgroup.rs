@@ -277,8 +277,14 @@ fn read_v1(root: &Path, path: &str) -> Figures {
         f.pids_limit = read_u64(&d.join("pids.max"));
     }
     if let Some(d) = v1_dir(root, &["blkio"], path) {
-        let bytes = fs::read_to_string(d.join("blkio.throttle.io_service_bytes"));
-        let ops = fs::read_to_string(d.join("blkio.throttle.io_serviced"));
+        // The `_recursive` files (what the field names promise) include
+        // child cgroups; older kernels have only the plain ones.
+        let read = |name: &str| {
+            fs::read_to_string(d.join(format!("{name}_recursive")))
+                .or_else(|_| fs::read_to_string(d.join(name)))
+        };
+        let bytes = read("blkio.throttle.io_service_bytes");
+        let ops = read("blkio.throttle.io_serviced");
         let mut devices: Vec<(String, [u64; 4])> = Vec::new();
         for (text, offset) in [(bytes, 0), (ops, 2)] {
             let Ok(text) = text else { continue };

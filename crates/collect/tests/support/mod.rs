@@ -154,42 +154,63 @@ pub fn wait_for<T>(what: &str, deadline: Duration, mut f: impl FnMut() -> Option
 }
 
 /// A child cgroup made for one test and removed when dropped, in whatever
-/// layout this host has: cgroup v2 with the memory controller at
-/// /sys/fs/cgroup, else v1 hierarchies under /sys/fs/cgroup.
+/// layout this host has: cgroup v2 at /sys/fs/cgroup, else v1 hierarchies
+/// under /sys/fs/cgroup (the hybrid layout's empty cgroup2 at
+/// /sys/fs/cgroup/unified is not used: collect reads v1 there too).
 #[derive(Debug)]
 pub struct TestCgroup {
     pub root: PathBuf,
     pub name: String,
+    v2: bool,
     /// The directories made (one for v2, one per v1 hierarchy).
     dirs: Vec<PathBuf>,
 }
+
+/// The controllers whose figures collect reports.
+const CONTROLLERS: [&str; 4] = ["memory", "cpu", "pids", "io"];
+const V1_HIERARCHIES: [&str; 6] = ["memory", "cpu", "cpuacct", "cpu,cpuacct", "pids", "blkio"];
 
 impl TestCgroup {
     pub fn create(tag: &str) -> TestCgroup {
         let root = PathBuf::from("/sys/fs/cgroup");
         let name = format!("collect-test-{tag}-{}", std::process::id());
-        let dirs: Vec<PathBuf> = if root.join("cgroup.controllers").exists() {
-            // The child gets memory.current only if the parent hands the
-            // memory controller down; most hosts already do.
+        let v2 = root.join("cgroup.controllers").exists();
+        let dirs: Vec<PathBuf> = if v2 {
+            // The child has a controller's files only if the parent hands
+            // the controller down; most hosts already do. A controller the
+            // parent cannot hand down shows up as a missing file later.
             let control = root.join("cgroup.subtree_control");
             let enabled = fs::read_to_string(&control).unwrap_or_default();
-            if !enabled.split_whitespace().any(|c| c == "memory") {
-                let _ = fs::write(&control, "+memory");
+            for c in CONTROLLERS {
+                if !enabled.split_whitespace().any(|e| e == c) {
+                    let _ = fs::write(&control, format!("+{c}"));
+                }
             }
             vec![root.join(&name)]
         } else {
-            ["memory", "cpuacct", "pids"]
-                .iter()
-                .map(|h| root.join(h))
-                .filter(|h| h.is_dir())
-                .map(|h| h.join(&name))
-                .collect()
+            // `cpu` and `cpuacct` are often links to one `cpu,cpuacct`
+            // hierarchy: make each real directory once.
+            let mut hierarchies: Vec<PathBuf> = Vec::new();
+            for h in V1_HIERARCHIES {
+                if let Ok(real) = fs::canonicalize(root.join(h))
+                    && real.is_dir()
+                    && !hierarchies.contains(&real)
+                {
+                    hierarchies.push(real);
+                }
+            }
+            hierarchies.into_iter().map(|h| h.join(&name)).collect()
         };
         assert!(!dirs.is_empty(), "no cgroup hierarchy to test with");
         for d in &dirs {
             fs::create_dir(d).unwrap_or_else(|e| panic!("mkdir {}: {e}", d.display()));
         }
-        TestCgroup { root, name, dirs }
+        TestCgroup {
+            root,
+            name,
+            v2,
+            dirs,
+        }
     }
 
     /// The `cgroup.procs` files a process writes its pid to, to join.
@@ -197,22 +218,104 @@ impl TestCgroup {
         self.dirs.iter().map(|d| d.join("cgroup.procs")).collect()
     }
 
-    pub fn memory_dir(&self) -> &Path {
+    /// The directory holding `file` (v2: the one directory).
+    fn dir_with(&self, file: &str) -> &Path {
         self.dirs
             .iter()
-            .find(|d| d.parent().is_some_and(|p| p.ends_with("memory")))
-            .unwrap_or(&self.dirs[0])
+            .find(|d| d.join(file).exists())
+            .unwrap_or_else(|| panic!("no {file} in {:?}", self.dirs))
     }
+
+    fn write(&self, file: &str, value: &str) {
+        let path = self.dir_with(file).join(file);
+        fs::write(&path, value)
+            .unwrap_or_else(|e| panic!("write {value} to {}: {e}", path.display()));
+    }
+
+    /// Sets the memory limit (v2 `memory.max`, v1 `memory.limit_in_bytes`).
+    pub fn set_memory_limit(&self, bytes: u64) {
+        let file = if self.v2 {
+            "memory.max"
+        } else {
+            "memory.limit_in_bytes"
+        };
+        self.write(file, &bytes.to_string());
+    }
+
+    /// Lets the cgroup use `quota_us` of CPU time per 100 ms period.
+    pub fn set_cpu_quota(&self, quota_us: u64) {
+        if self.v2 {
+            self.write("cpu.max", &format!("{quota_us} 100000"));
+        } else {
+            self.write("cpu.cfs_period_us", "100000");
+            self.write("cpu.cfs_quota_us", &quota_us.to_string());
+        }
+    }
+
+    /// Makes the kernel account this cgroup's I/O on the disk holding
+    /// `path`. v2 always does (`io.stat`); v1's `blkio.throttle.*` files
+    /// count only on devices with a throttle rule on recent kernels, so
+    /// this sets one far above any real rate (1 TiB/s of writes).
+    pub fn account_io_on(&self, path: &Path) {
+        if self.v2 {
+            return;
+        }
+        let (major, minor) = whole_disk_of(path);
+        self.write(
+            "blkio.throttle.write_bps_device",
+            &format!("{major}:{minor} {}", 1u64 << 40),
+        );
+    }
+}
+
+/// `MAJ:MIN` of the whole disk under the file system holding `path` (a
+/// throttle rule cannot name a partition).
+pub fn whole_disk_of(path: &Path) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt as _;
+    let dev = fs::metadata(path).unwrap().dev();
+    let (major, minor) = (nix::sys::stat::major(dev), nix::sys::stat::minor(dev));
+    let sys = PathBuf::from(format!("/sys/dev/block/{major}:{minor}"));
+    assert!(
+        sys.exists(),
+        "{} is not on a block device ({major}:{minor}); pick a directory on a disk",
+        path.display()
+    );
+    let sys = fs::canonicalize(&sys).unwrap();
+    let disk = if sys.join("partition").exists() {
+        sys.parent().unwrap().to_path_buf()
+    } else {
+        sys
+    };
+    let dev = fs::read_to_string(disk.join("dev")).unwrap();
+    let (major, minor) = dev.trim().split_once(':').unwrap();
+    (major.parse().unwrap(), minor.parse().unwrap())
+}
+
+/// A directory on a real disk (not tmpfs, whose writes never reach a
+/// block device), removed when dropped: under the build's target dir.
+pub fn disk_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let fs = nix::sys::statfs::statfs(dir.path()).unwrap();
+    assert_ne!(
+        fs.filesystem_type(),
+        nix::sys::statfs::TMPFS_MAGIC,
+        "{} is on tmpfs",
+        dir.path().display()
+    );
+    dir
 }
 
 impl Drop for TestCgroup {
     fn drop(&mut self) {
         for d in &self.dirs {
-            // Move anything left back to the parent, then remove.
+            // Anything left in it was started by the test: end it, then
+            // remove the cgroup (possible once it is empty).
             if let Ok(procs) = fs::read_to_string(d.join("cgroup.procs")) {
-                let parent = d.parent().unwrap().join("cgroup.procs");
-                for pid in procs.lines() {
-                    let _ = fs::write(&parent, pid);
+                for pid in procs.lines().filter_map(|p| p.parse::<i32>().ok()) {
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(pid),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
                 }
             }
             let start = Instant::now();
@@ -272,4 +375,35 @@ impl Drop for Allocator {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// What a container does, inside `cgroup`: writes `direct_mib` MiB to a
+/// file in `dir` with O_DIRECT and fsync (block I/O), `cached_mib` MiB to
+/// another through the page cache (file memory), leaves `sleepers`
+/// `sleep` processes, burns 0.1 s of CPU (throttled under a quota), then
+/// idles (at most two minutes). `dir` must be on a disk (see [`disk_dir`]).
+pub fn workload(
+    cgroup: &TestCgroup,
+    dir: &Path,
+    direct_mib: usize,
+    cached_mib: usize,
+    sleepers: usize,
+) -> Allocator {
+    let join: String = cgroup
+        .procs_files()
+        .iter()
+        .map(|f| format!("echo $$ > {}; ", f.display()))
+        .collect();
+    let sleep = "sleep 120 </dev/null >/dev/null 2>&1 & ".repeat(sleepers);
+    let script = format!(
+        "{join}\
+         dd if=/dev/zero of={dir}/direct bs=1M count={direct_mib} oflag=direct conv=fsync status=none || exit 1; \
+         dd if=/dev/zero of={dir}/cached bs=1M count={cached_mib} status=none || exit 1; \
+         {sleep}\
+         exec /usr/bin/python3 -c \"import time\n\
+         t=time.process_time()\nwhile time.process_time()-t<0.1: pass\n\
+         print('ready', flush=True); time.sleep(120)\"",
+        dir = dir.display()
+    );
+    Allocator(spawn_until_ready(&script))
 }
