@@ -143,11 +143,138 @@ fn curl_refusals() {
         &format!("{url}/"),
     ]);
     assert!(!out.status.success(), "plaintext data connection accepted");
-    // Traversal.
-    for path in ["/../../../etc/passwd", "/%2Fetc/passwd", "/../bob/x"] {
-        let out = server.curl(&["--path-as-is", &format!("{url}{path}")]);
-        assert!(!out.status.success(), "{path} readable: {}", stdout(&out));
+}
+
+#[test]
+fn curl_traversal_reads_nothing_and_writes_nothing_outside_the_home() {
+    let server = Ftpsd::start();
+    let tree = server.traversal_tree();
+    std::fs::write(tree.alice.join("movable.txt"), "mine\n").unwrap();
+    let before = server.snapshot_outside_home();
+    let local = tempfile::tempdir().unwrap();
+    let evil = local.path().join("evil.txt");
+    std::fs::write(&evil, "evil\n").unwrap();
+    let url = server.url();
+    // curl URL paths: `%2F` first makes a path absolute; `nocwd` sends the
+    // whole path in one command instead of a CWD per directory.
+    let out_abs = format!("%2F{}", tree.outside.display());
+    let bob_abs = format!("%2F{}", tree.bob.display());
+    let read = |path: &str| vec![format!("{url}{path}")];
+    let write = |path: &str| {
+        vec![
+            "-T".into(),
+            evil.display().to_string(),
+            format!("{url}{path}"),
+        ]
+    };
+    let quote = |commands: &[&str]| {
+        let mut args = Vec::new();
+        for c in commands {
+            args.extend(["-Q".to_owned(), (*c).to_owned()]);
+        }
+        args.extend(["--list-only".to_owned(), format!("{url}/")]);
+        args
+    };
+    let out_rel = tree.outside.display().to_string();
+    let mut attempts: Vec<Vec<String>> = Vec::new();
+    for method in ["multicwd", "nocwd"] {
+        let m = |mut v: Vec<String>| {
+            v.splice(
+                0..0,
+                ["--path-as-is".into(), "--ftp-method".into(), method.into()],
+            );
+            v
+        };
+        attempts.extend([
+            m(read("/../../../etc/passwd")),
+            m(read("/%2Fetc/passwd")),
+            m(read("/etc_link/passwd")),
+            m(read("/../bob/secret.txt")),
+            m(read("/bob_abs/secret.txt")),
+            m(read("/bob_rel/secret.txt")),
+            m(read("/out_link/outside.txt")),
+            m(read("/out_file_link")),
+            m(read(&format!("/{out_abs}/outside.txt"))),
+            m(write("/../bob/evil.txt")),
+            m(write(&format!("/{bob_abs}/evil.txt"))),
+            m(write(&format!("/{out_abs}/evil.txt"))),
+            m(write("/bob_abs/evil.txt")),
+            m(write("/bob_rel/evil.txt")),
+            m(write("/out_link/evil.txt")),
+            m(write("/out_file_link")),
+        ]);
     }
+    for commands in [
+        &["MKD ../escape"][..],
+        &["MKD /../escape"],
+        &[&format!("MKD {out_rel}/escape")],
+        &["MKD out_link/escape"],
+        &["MKD bob_abs/escape"],
+        &["MKD bob_rel/escape"],
+        &["RNFR hello.txt", "RNTO ../bob/stolen.txt"],
+        &["RNFR hello.txt", "RNTO /../bob/stolen.txt"],
+        &["RNFR hello.txt", &format!("RNTO {out_rel}/stolen.txt")],
+        &["RNFR hello.txt", "RNTO out_link/stolen.txt"],
+        &["RNFR hello.txt", "RNTO bob_rel/stolen.txt"],
+        &["RNFR ../bob/secret.txt", "RNTO stolen.txt"],
+        &["RNFR bob_abs/secret.txt", "RNTO stolen.txt"],
+        &["DELE ../bob/secret.txt"],
+        &["DELE bob_abs/secret.txt"],
+        &["DELE out_link/outside.txt"],
+        &["RMD ../bob"],
+    ] {
+        attempts.push(quote(commands));
+    }
+    // The same kinds of command inside the home work, in the same batch.
+    let allowed = [
+        read("/hello.txt"),
+        write("/inside.txt"),
+        quote(&["MKD inside_dir"]),
+        quote(&["RNFR movable.txt", "RNTO moved.txt"]),
+    ];
+    let commands = attempts
+        .iter()
+        .chain(&allowed)
+        .map(|args| {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            server.curl_command(&args)
+        })
+        .collect();
+    let outputs = run_all_at_once(commands, std::time::Duration::from_secs(90));
+    let (refused, done) = outputs.split_at(attempts.len());
+    for (attempt, out) in attempts.iter().zip(refused) {
+        assert!(
+            !out.status.success() && stdout(out).is_empty(),
+            "{attempt:?}: {} {}{}",
+            out.status,
+            stdout(out),
+            stderr(out)
+        );
+    }
+    for (args, out) in allowed.iter().zip(done) {
+        assert_success(out, &server, &format!("{args:?}"));
+    }
+    assert_eq!(stdout(&done[0]), "hello\n");
+    assert_eq!(before, server.snapshot_outside_home());
+    let mut inside: Vec<_> = std::fs::read_dir(&tree.alice)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    inside.sort();
+    assert_eq!(
+        inside,
+        [
+            "bob_abs",
+            "bob_rel",
+            "etc_link",
+            "hello.txt",
+            "inside.txt",
+            "inside_dir",
+            "moved.txt",
+            "out_file_link",
+            "out_link"
+        ]
+    );
 }
 
 #[test]

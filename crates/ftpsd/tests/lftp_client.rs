@@ -122,30 +122,118 @@ fn lftp_refusals() {
         "plaintext data accepted: {}",
         stdout(&out)
     );
+}
 
-    // Traversal through `..` and a symlink out of the home.
-    let home = server.home(USER);
-    std::fs::create_dir_all(&home).unwrap();
-    std::os::unix::fs::symlink("/etc", home.join("etc_link")).unwrap();
+#[test]
+fn lftp_traversal_reads_nothing_and_writes_nothing_outside_the_home() {
+    let server = Ftpsd::start();
+    let tree = server.traversal_tree();
+    std::fs::write(tree.alice.join("movable.txt"), "mine\n").unwrap();
+    let before = server.snapshot_outside_home();
     let local = tempfile::tempdir().unwrap();
-    for command in [
-        "get ../../../etc/passwd",
-        "get etc_link/passwd",
-        "get /etc/passwd",
-    ] {
-        let out = server.lftp(
-            USER,
-            PASSWORD,
-            &format!("lcd {}; {command}", local.path().display()),
+    let l = local.path().display();
+    std::fs::write(local.path().join("evil.txt"), "evil\n").unwrap();
+    let out_abs = tree.outside.display();
+    let bob_abs = tree.bob.display();
+    let attempts = [
+        // Reads, each into its own local file.
+        format!("get ../../../etc/passwd -o {l}/r1"),
+        format!("get etc_link/passwd -o {l}/r2"),
+        format!("get /etc/passwd -o {l}/r3"),
+        format!("get ../bob/secret.txt -o {l}/r4"),
+        format!("get /../bob/secret.txt -o {l}/r5"),
+        format!("get bob_abs/secret.txt -o {l}/r6"),
+        format!("get out_link/outside.txt -o {l}/r7"),
+        format!("get out_file_link -o {l}/r8"),
+        format!("get {out_abs}/outside.txt -o {l}/r9"),
+        // Writes.
+        format!("put {l}/evil.txt -o ../bob/evil.txt"),
+        format!("put {l}/evil.txt -o /../bob/evil.txt"),
+        format!("put {l}/evil.txt -o {bob_abs}/evil.txt"),
+        format!("put {l}/evil.txt -o {out_abs}/evil.txt"),
+        format!("put {l}/evil.txt -o bob_abs/evil.txt"),
+        format!("put {l}/evil.txt -o bob_rel/evil.txt"),
+        format!("put {l}/evil.txt -o out_link/evil.txt"),
+        format!("put {l}/evil.txt -o out_file_link"),
+        // Directories.
+        "mkdir ../escape".to_owned(),
+        "mkdir /../escape".to_owned(),
+        format!("mkdir {out_abs}/escape"),
+        "mkdir out_link/escape".to_owned(),
+        "mkdir bob_abs/escape".to_owned(),
+        "mkdir bob_rel/escape".to_owned(),
+        // Renames out of and into the home.
+        "mv hello.txt ../bob/stolen.txt".to_owned(),
+        "mv hello.txt /../bob/stolen.txt".to_owned(),
+        format!("mv hello.txt {out_abs}/stolen.txt"),
+        "mv hello.txt out_link/stolen.txt".to_owned(),
+        "mv hello.txt bob_rel/stolen.txt".to_owned(),
+        "mv ../bob/secret.txt stolen.txt".to_owned(),
+        "mv bob_abs/secret.txt stolen.txt".to_owned(),
+        "mv out_file_link/ stolen.txt".to_owned(),
+        // Deletes.
+        "rm ../bob/secret.txt".to_owned(),
+        "rm bob_abs/secret.txt".to_owned(),
+        "rm out_link/outside.txt".to_owned(),
+    ];
+    // The same kinds of command inside the home work, in the same batch.
+    let allowed = [
+        format!("get hello.txt -o {l}/own.txt"),
+        format!("put {l}/evil.txt -o inside.txt"),
+        "mkdir inside_dir".to_owned(),
+        "mv movable.txt moved.txt".to_owned(),
+    ];
+    let commands = attempts
+        .iter()
+        .chain(&allowed)
+        .map(|a| server.lftp_command(USER, PASSWORD, a))
+        .collect();
+    let outputs = run_all_at_once(commands, std::time::Duration::from_secs(90));
+    let (refused, done) = outputs.split_at(attempts.len());
+    for (attempt, out) in attempts.iter().zip(refused) {
+        assert!(
+            !out.status.success(),
+            "{attempt} succeeded: {}{}",
+            stdout(out),
+            stderr(out)
         );
-        assert!(!out.status.success(), "{command} succeeded");
+        // Refused by the server, not by a failed login or connection.
+        assert!(stderr(out).contains(": 550 "), "{attempt}: {}", stderr(out));
+    }
+    for (command, out) in allowed.iter().zip(done) {
+        assert_success(out, &server, command);
     }
     let leaked: Vec<_> = std::fs::read_dir(local.path())
         .unwrap()
-        .filter_map(|e| std::fs::metadata(e.unwrap().path()).ok())
-        .filter(|m| m.len() > 0)
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_str().unwrap().starts_with('r'))
+        .filter(|p| std::fs::metadata(p).unwrap().len() > 0)
         .collect();
-    assert!(leaked.is_empty(), "files read from outside the home");
+    assert!(leaked.is_empty(), "read from outside the home: {leaked:?}");
+    assert_eq!(before, server.snapshot_outside_home());
+    assert_eq!(
+        std::fs::read_to_string(tree.alice.join("hello.txt")).unwrap(),
+        "hello\n"
+    );
+    let mut inside: Vec<_> = std::fs::read_dir(&tree.alice)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    inside.sort();
+    assert_eq!(
+        inside,
+        [
+            "bob_abs",
+            "bob_rel",
+            "etc_link",
+            "hello.txt",
+            "inside.txt",
+            "inside_dir",
+            "moved.txt",
+            "out_file_link",
+            "out_link"
+        ]
+    );
 }
 
 #[test]

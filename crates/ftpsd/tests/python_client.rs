@@ -43,23 +43,9 @@ fn tls12_resumes_and_older_versions_are_refused() {
 #[test]
 fn traversal_and_symlinks_stay_inside_home() {
     let server = Ftpsd::start();
-    let outside = server.dir.path().join("outside");
-    std::fs::create_dir(&outside).unwrap();
-    std::fs::write(outside.join("outside.txt"), "outside\n").unwrap();
-    let bob = server.home(OTHER_USER);
-    std::fs::create_dir(&bob).unwrap();
-    std::fs::write(bob.join("secret.txt"), "bob's secret\n").unwrap();
-    let alice = server.home(USER);
-    std::fs::create_dir(&alice).unwrap();
-    std::fs::write(alice.join("hello.txt"), "hello\n").unwrap();
-    let link = |target: &std::path::Path, name: &str| {
-        std::os::unix::fs::symlink(target, alice.join(name)).unwrap()
-    };
-    link("/etc".as_ref(), "etc_link");
-    link(&bob, "bob_abs");
-    link("../bob".as_ref(), "bob_rel");
-    link(&outside, "out_link");
-    link(&outside.join("outside.txt"), "out_file_link");
+    let tree = server.traversal_tree();
+    let before = server.snapshot_outside_home();
+    let (outside, bob) = (tree.outside, tree.bob);
 
     let out = server.python("traversal", &[]);
     assert_ok(&out, &server);
@@ -83,6 +69,7 @@ fn traversal_and_symlinks_stay_inside_home() {
         "outside\n"
     );
     assert_eq!(names(&server.data()), ["alice", "bob"]);
+    assert_eq!(before, server.snapshot_outside_home());
     assert!(!std::path::Path::new("/etc/evil.txt").exists());
 }
 

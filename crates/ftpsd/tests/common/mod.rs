@@ -420,3 +420,72 @@ pub fn sha256(path: &Path) -> String {
     assert!(out.status.success(), "sha256sum: {}", stderr(&out));
     stdout(&out).split_whitespace().next().unwrap().to_owned()
 }
+
+/// Files outside alice's home and symlinks in it pointing out, for the
+/// traversal tests: `<tmp>/outside/outside.txt` (an /etc-like directory),
+/// bob's home with `secret.txt`, alice's `hello.txt`, and in alice's home
+/// `etc_link -> /etc`, `bob_abs -> <bob's home>`, `bob_rel -> ../bob`,
+/// `out_link -> <tmp>/outside`, `out_file_link -> <tmp>/outside/outside.txt`.
+#[derive(Debug)]
+pub struct TraversalTree {
+    pub outside: PathBuf,
+    pub bob: PathBuf,
+    pub alice: PathBuf,
+}
+
+impl Ftpsd {
+    pub fn traversal_tree(&self) -> TraversalTree {
+        let outside = self.dir.path().join("outside");
+        std::fs::create_dir(&outside).unwrap();
+        std::fs::write(outside.join("outside.txt"), "outside\n").unwrap();
+        let bob = self.home(OTHER_USER);
+        std::fs::create_dir(&bob).unwrap();
+        std::fs::write(bob.join("secret.txt"), "bob's secret\n").unwrap();
+        let alice = self.home(USER);
+        std::fs::create_dir(&alice).unwrap();
+        std::fs::write(alice.join("hello.txt"), "hello\n").unwrap();
+        let link = |target: &Path, name: &str| {
+            std::os::unix::fs::symlink(target, alice.join(name)).unwrap()
+        };
+        link("/etc".as_ref(), "etc_link");
+        link(&bob, "bob_abs");
+        link("../bob".as_ref(), "bob_rel");
+        link(&outside, "out_link");
+        link(&outside.join("outside.txt"), "out_file_link");
+        TraversalTree {
+            outside,
+            bob,
+            alice,
+        }
+    }
+
+    /// Everything in the test's temp dir except alice's home and the server
+    /// log: path -> kind, mode and content (or link target).
+    pub fn snapshot_outside_home(&self) -> std::collections::BTreeMap<PathBuf, String> {
+        use std::os::unix::fs::PermissionsExt;
+        let skip = [self.home(USER), self.dir.path().join("ftpsd.log")];
+        let mut seen = std::collections::BTreeMap::new();
+        let mut stack = vec![self.dir.path().to_owned()];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                let meta = std::fs::symlink_metadata(&path).unwrap();
+                let mode = meta.permissions().mode();
+                let what = if meta.is_symlink() {
+                    format!("link {:?}", std::fs::read_link(&path).unwrap())
+                } else if meta.is_dir() {
+                    format!("dir {mode:o}")
+                } else {
+                    format!("file {mode:o} {:?}", std::fs::read(&path).unwrap())
+                };
+                if meta.is_dir() && !skip.contains(&path) {
+                    stack.push(path.clone());
+                }
+                if path != skip[1] {
+                    seen.insert(path, what);
+                }
+            }
+        }
+        seen
+    }
+}
