@@ -40,6 +40,11 @@ if [[ -z ${STACK_SKIP_BUILD:-} ]]; then # set it to reuse binaries while debuggi
     cargo build --release --locked --target "$TARGET" --workspace --bins
 fi
 
+echo "==> every image's supervise.toml (grafana's is only partly run here)"
+for config in docker/*/supervise.toml; do
+  "$TARGET_DIR/supervise" check-config "$config"
+done
+
 echo "==> secrets (./setup.sh secrets, for $LB_IP)"
 mkdir -p "$WORK"
 LB_IP=$LB_IP ./setup.sh secrets

@@ -236,7 +236,6 @@ def supervise_config(spec: PodSpec, dest: Path) -> Path:
     if not spec.absent_programs:
         return src
     text = src.read_text()
-    config = tomllib.loads(text)
     # Drop the whole [[program]] block of each absent program, textually, so
     # the rest of the file stays exactly the image's.
     blocks = re.split(r"(?m)^(?=\[\[?\w)", text)
@@ -248,9 +247,8 @@ def supervise_config(spec: PodSpec, dest: Path) -> Path:
         for absent in spec.absent_programs:
             block = re.sub(rf'(?m)^(after\s*=\s*\[.*?)"{absent}",?\s*', r"\1", block)
         kept.append(block)
-    assert config  # the original parses
     dest.write_text("".join(kept))
-    tomllib.loads(dest.read_text())
+    tomllib.loads(dest.read_text())  # still TOML; supervise checks the rest
     return dest
 
 
@@ -272,7 +270,6 @@ class Pod:
         self.failures = 0
         self.started_at = 0.0
         self.started_wall = 0.0
-        self.ever_healthy = False
 
     def manifest(self) -> dict:
         """What k8s/<service>/deployment.yaml asks of the pod's sandbox."""
@@ -420,7 +417,6 @@ class Kubelet:
         self.pods = {s: Pod(PODS[s]) for s in services}
         self.probe_file = WORK / "probes.json"
         self.prober: subprocess.Popen | None = None
-        self.state: dict[str, dict[str, bool]] = {}
         self.stopping = False
         self.watch = threading.Thread(target=self.liveness, daemon=True)
 
@@ -450,12 +446,11 @@ class Kubelet:
         # periodSeconds 2, failureThreshold 3, and a start-up allowance.
         while not self.stopping:
             time.sleep(2)
-            self.state = self.read_probes()
+            state = self.read_probes()
             for name, pod in self.pods.items():
-                st = self.state.get(name, {})
+                st = state.get(name, {})
                 if st.get("healthz"):
                     pod.failures = 0
-                    pod.ever_healthy = True
                     continue
                 if time.monotonic() - pod.started_at < 60:
                     continue
