@@ -15,6 +15,21 @@ fn assert_success(out: &std::process::Output, server: &Ftpsd, what: &str) {
     );
 }
 
+/// Asserts that curl's `-v` output shows `reply` as the first reply after `command`.
+fn assert_reply(out: &std::process::Output, command: &str, reply: &str) {
+    let log = stderr(out);
+    let mut lines = log.lines().map(str::trim_end);
+    assert!(
+        lines.any(|l| l == format!("> {command}")),
+        "curl did not send {command}:\n{log}"
+    );
+    let answer = lines.find(|l| l.starts_with("< ")).unwrap_or_default();
+    assert!(
+        answer.starts_with(&format!("< {reply}")),
+        "{command} was answered {answer:?}, not {reply}:\n{log}"
+    );
+}
+
 #[test]
 fn curl_workflow_with_resume_and_session_reuse() {
     let server = Ftpsd::start();
@@ -127,22 +142,30 @@ fn curl_refusals() {
     let out = base(&["--ssl-reqd", "-u", "alice:wrong", &format!("{url}/")]);
     assert_eq!(out.status.code(), Some(67), "{}", stderr(&out));
     // No TLS at all: the login is refused.
-    let out = base(&["-u", &format!("{USER}:{PASSWORD}"), &format!("{url}/")]);
+    let out = base(&[
+        "-v",
+        "-u",
+        &format!("{USER}:{PASSWORD}"),
+        &format!("{url}/"),
+    ]);
     assert!(!out.status.success());
-    assert!(
-        stderr(&out).contains("534") || stderr(&out).contains("530"),
-        "{}",
-        stderr(&out)
-    );
+    assert_reply(&out, "USER alice", "530 ");
+    assert!(!stderr(&out).contains("> PASS"), "{}", stderr(&out));
     // TLS on control only (PROT C): no data moves.
     let out = base(&[
         "--ftp-ssl-control",
+        "-v",
         "-u",
         &format!("{USER}:{PASSWORD}"),
         "--list-only",
         &format!("{url}/"),
     ]);
     assert!(!out.status.success(), "plaintext data connection accepted");
+    assert_reply(&out, "PROT C", "536 ");
+    assert_reply(&out, "EPSV", "521 ");
+    assert_reply(&out, "PASV", "521 ");
+    assert!(!stderr(&out).contains("< 150"), "{}", stderr(&out));
+    assert!(stdout(&out).is_empty(), "{}", stdout(&out));
 }
 
 #[test]

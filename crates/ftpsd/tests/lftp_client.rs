@@ -14,6 +14,22 @@ fn assert_success(out: &std::process::Output, server: &Ftpsd, what: &str) {
     );
 }
 
+/// Asserts that lftp's debug output (`debug 5`) shows `reply` right after `command`.
+fn assert_reply(out: &std::process::Output, command: &str, reply: &str) {
+    let log = stderr(out);
+    let lines: Vec<&str> = log.lines().map(str::trim_end).collect();
+    let at = lines
+        .iter()
+        .position(|l| *l == format!("---> {command}"))
+        .unwrap_or_else(|| panic!("lftp did not send {command}:\n{log}"));
+    assert!(
+        lines
+            .get(at + 1)
+            .is_some_and(|l| l.starts_with(&format!("<--- {reply}"))),
+        "{command} was not answered {reply}:\n{log}"
+    );
+}
+
 #[test]
 fn lftp_workflow_with_resume() {
     let server = Ftpsd::start();
@@ -99,7 +115,7 @@ fn lftp_refusals() {
 
     // Without TLS the login is refused.
     let script = format!(
-        "set ftp:ssl-allow false; set net:max-retries 1; open -u {USER},{PASSWORD} ftp://localhost:{}; ls; quit",
+        "debug 5; set ftp:ssl-allow false; set net:max-retries 1; open -u {USER},{PASSWORD} ftp://localhost:{}; ls; quit",
         server.port
     );
     let out = run(std::process::Command::new("lftp").arg("-c").arg(script));
@@ -108,10 +124,11 @@ fn lftp_refusals() {
         "plaintext login accepted: {}",
         stdout(&out)
     );
+    assert_reply(&out, "USER alice", "530 ");
 
     // TLS on the control connection only: the plaintext data connection is refused.
     let script = format!(
-        "set ssl:ca-file {}; set ftp:ssl-force true; set ftp:ssl-protect-data false; set ftp:ssl-protect-list false; \
+        "debug 5; set ssl:ca-file {}; set ftp:ssl-force true; set ftp:ssl-protect-data false; set ftp:ssl-protect-list false; \
          set net:max-retries 1; set net:timeout 10; set cmd:fail-exit true; open -u {USER},{PASSWORD} ftp://localhost:{}; ls; quit",
         server.ca().display(),
         server.port
@@ -121,6 +138,13 @@ fn lftp_refusals() {
         !out.status.success(),
         "plaintext data accepted: {}",
         stdout(&out)
+    );
+    assert_reply(&out, "PROT C", "536 ");
+    assert_reply(&out, "PASV", "521 ");
+    assert!(
+        !stderr(&out).contains("<--- 150") && stdout(&out).is_empty(),
+        "a transfer started: {}",
+        stderr(&out)
     );
 }
 
