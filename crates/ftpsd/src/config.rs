@@ -12,12 +12,12 @@ pub const DEFAULT_CONFIG_PATH: &str = "/etc/ftpsd.toml";
 /// Errors reading or checking the configuration.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Read {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("invalid TOML in {path}: {source}")]
+    #[error("invalid TOML in {path}")]
     Parse {
         path: PathBuf,
         source: Box<toml::de::Error>,

@@ -26,14 +26,14 @@ pub enum StartError {
     Users(#[from] crate::users::UsersError),
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
-    #[error("metrics: {0}")]
+    #[error("metrics registry")]
     Metrics(#[from] prometheus::Error),
-    #[error("data root {path}: {source}")]
+    #[error("data root {path}")]
     DataRoot {
         path: String,
         source: std::io::Error,
     },
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Bind {
         addr: String,
         source: std::io::Error,

@@ -14,19 +14,19 @@ use std::sync::{Arc, Mutex};
 /// Errors building the TLS configuration.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    #[error("cannot read certificate {path}: {source}")]
+    #[error("cannot read certificate {path}")]
     Cert {
         path: String,
         source: rustls::pki_types::pem::Error,
     },
     #[error("certificate file {0} holds no certificate")]
     NoCert(String),
-    #[error("cannot read private key {path}: {source}")]
+    #[error("cannot read private key {path}")]
     Key {
         path: String,
         source: rustls::pki_types::pem::Error,
     },
-    #[error("TLS setup: {0}")]
+    #[error("TLS setup")]
     Rustls(#[from] rustls::Error),
 }
 

@@ -23,7 +23,7 @@ const SCHEME: &str = "pbkdf2-sha256";
 /// Errors reading the users file or a hash.
 #[derive(Debug, thiserror::Error)]
 pub enum UsersError {
-    #[error("cannot read users file {path}: {source}")]
+    #[error("cannot read users file {path}")]
     Read {
         path: String,
         source: std::io::Error,

@@ -262,13 +262,18 @@ def scenario_lockout(args):
 def scenario_idle(args):
     f = login(args)
     f.sock.settimeout(60)
+    # The server's idle clock restarts when it receives this NOOP, which is
+    # after `start`: a disconnect before start + timeout would be too early.
     start = time.monotonic()
+    f.voidcmd("NOOP")
     try:
         line = f.getline()
     except (OSError, EOFError) as e:
         line = f"<{e}>"
     waited = time.monotonic() - start
     print(f"after {waited:.1f}s idle the server sent {line!r}")
+    if waited < args.idle_seconds:
+        fail(f"disconnected after {waited:.2f}s, before the {args.idle_seconds}s idle timeout")
     try:
         f.voidcmd("NOOP")
     except (ftplib.Error, OSError, EOFError) as e:
@@ -276,6 +281,53 @@ def scenario_idle(args):
         print("OK")
         return
     fail("session still usable after the idle timeout")
+
+
+def scenario_faildelay(args):
+    f = connect(args)
+    f.auth()
+    f.sendcmd(f"USER {args.user}")
+    start = time.monotonic()
+    reply = expect_refused("wrong password", f.sendcmd, "PASS wrong-password")
+    waited = time.monotonic() - start
+    print(f"wrong password answered {reply.strip()!r} after {waited * 1000:.0f} ms")
+    if not reply.startswith("530"):
+        fail(f"wrong password got {reply!r}")
+    if waited * 1000 < args.delay_ms:
+        fail(f"failure answered after {waited * 1000:.0f} ms, before the {args.delay_ms} ms delay")
+    print("OK")
+
+
+def scenario_lockout_expiry(args):
+    n = args.failures
+    for i in range(n - 1):
+        expect_refused(f"wrong password {i + 1}", connect(args).login, args.user, "wrong")
+    f = connect(args)
+    f.auth()
+    f.sendcmd(f"USER {args.user}")
+    # The lockout starts when the server receives this PASS, after `start`.
+    start = time.monotonic()
+    expect_refused(f"wrong password {n}", f.sendcmd, "PASS wrong")
+    f.close()
+    expect_refused("right password while locked out", connect(args).login, args.user, args.password)
+    deadline = start + args.lockout_seconds + 20
+    while True:
+        g = connect(args)
+        try:
+            g.login(args.user, args.password)
+        except ftplib.error_perm:
+            g.close()
+            if time.monotonic() > deadline:
+                fail("the lockout did not expire")
+            time.sleep(0.1)
+            continue
+        waited = time.monotonic() - start
+        g.quit()
+        break
+    print(f"login accepted again {waited:.1f}s after the lockout began")
+    if waited < args.lockout_seconds:
+        fail(f"lockout ended after {waited:.2f}s, before {args.lockout_seconds}s")
+    print("OK")
 
 
 def scenario_many(args):
@@ -336,6 +388,9 @@ def main():
     p.add_argument("--failures", type=int, default=3)
     p.add_argument("--clients", type=int, default=50)
     p.add_argument("--file")
+    p.add_argument("--idle-seconds", type=float, default=0)
+    p.add_argument("--delay-ms", type=float, default=0)
+    p.add_argument("--lockout-seconds", type=float, default=0)
     args = p.parse_args()
     socket.setdefaulttimeout(60)
     globals()[f"scenario_{args.scenario}"](args)

@@ -126,6 +126,37 @@ fn check_config_and_hash_password() {
         stderr(&bad)
     );
 
+    // A TOML error and a missing file are each reported once, with the path.
+    std::fs::write(&bad_config, "listen = \n").unwrap();
+    let bad = run(Command::new(env!("CARGO_BIN_EXE_ftpsd"))
+        .arg("--check-config")
+        .arg("--config")
+        .arg(&bad_config));
+    assert!(!bad.status.success());
+    let text = stderr(&bad);
+    assert!(
+        text.contains(&format!("invalid TOML in {}", bad_config.display())),
+        "{text}"
+    );
+    assert_eq!(text.matches("TOML parse error").count(), 1, "{text}");
+    assert_eq!(text.matches("line 1, column").count(), 1, "{text}");
+    let missing = server.dir.path().join("missing.toml");
+    let bad = run(Command::new(env!("CARGO_BIN_EXE_ftpsd"))
+        .arg("--check-config")
+        .arg("--config")
+        .arg(&missing));
+    assert!(!bad.status.success());
+    let text = stderr(&bad);
+    assert!(
+        text.contains(&format!("cannot read {}", missing.display())),
+        "{text}"
+    );
+    assert_eq!(
+        text.matches("No such file or directory").count(),
+        1,
+        "{text}"
+    );
+
     let mut child = Command::new(env!("CARGO_BIN_EXE_ftpsd"))
         .args(["hash-password", "--iterations", "2000"])
         .stdin(std::process::Stdio::piped())

@@ -131,7 +131,7 @@ fn idle_sessions_time_out() {
         idle_timeout_seconds: 2,
         ..Options::default()
     });
-    let out = server.python("idle", &[]);
+    let out = server.python("idle", &["--idle-seconds", "2"]);
     assert_ok(&out, &server);
     // The session slot is given back.
     wait_until("active sessions back to 0", Duration::from_secs(10), || {
@@ -154,4 +154,44 @@ fn python_200_mib_round_trip_keeps_sha256() {
         stdout(&out)
     );
     assert_eq!(sha256(&server.home(USER).join("big.bin")), sum);
+}
+
+#[test]
+fn failed_logins_are_answered_after_the_delay() {
+    let server = Ftpsd::start_with(Options {
+        failure_delay_ms: 700,
+        ..Options::default()
+    });
+    let out = server.python("faildelay", &["--delay-ms", "700"]);
+    assert_ok(&out, &server);
+}
+
+#[test]
+fn lockout_expires_after_lockout_seconds() {
+    let server = Ftpsd::start_with(Options {
+        max_failures: 3,
+        lockout_seconds: 2,
+        failure_delay_ms: 50,
+        ..Options::default()
+    });
+    let out = server.python(
+        "lockout_expiry",
+        &["--failures", "3", "--lockout-seconds", "2"],
+    );
+    assert_ok(&out, &server);
+    let metrics = server.metrics();
+    assert_eq!(
+        metric(&metrics, "ftpsd_lockouts_total"),
+        Some(1.0),
+        "{metrics}"
+    );
+    assert!(
+        metric(&metrics, r#"ftpsd_logins_total{result="locked_out"}"#).unwrap() >= 1.0,
+        "{metrics}"
+    );
+    assert_eq!(
+        metric(&metrics, r#"ftpsd_logins_total{result="ok"}"#),
+        Some(1.0),
+        "{metrics}"
+    );
 }
