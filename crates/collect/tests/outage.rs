@@ -95,8 +95,7 @@ interfaces = ["lo"]
 
     // Freeze collect so no write is in flight while the first InfluxDB's
     // count of accepted points is read; then take InfluxDB away.
-    collect.signal("STOP");
-    thread::sleep(Duration::from_millis(300));
+    collect.freeze();
     let before = points_written_ok(&base);
     influx.stop();
     collect.signal("CONT");

@@ -51,6 +51,18 @@ impl Collect {
         assert!(ok, "kill -{sig} collect");
     }
 
+    /// SIGSTOP, and wait until the kernel reports the process stopped.
+    pub fn freeze(&self) {
+        self.signal("STOP");
+        let stat = format!("/proc/{}/stat", self.child.id());
+        wait_for("collect to be stopped", Duration::from_secs(10), || {
+            let text = fs::read_to_string(&stat).ok()?;
+            // The state follows the command name, which is in parentheses.
+            let state = text.rsplit_once(')')?.1.split_whitespace().next()?;
+            (state == "T").then_some(())
+        });
+    }
+
     /// SIGTERM and wait for the exit (collect flushes first).
     pub fn stop(&mut self) -> std::process::ExitStatus {
         if let Ok(Some(s)) = self.child.try_wait() {
