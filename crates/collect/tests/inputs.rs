@@ -277,8 +277,10 @@ fn container_workload_shows(u: &str, cgroup: &TestCgroup) {
         Duration::from_secs(20),
         || last(u, "docker_container_blkio", write_field, total).filter(|w| *w >= at_least),
     );
+    // At most a few times all it wrote (v2 also charges the page cache's
+    // writeback to the cgroup).
     assert!(
-        written < written0 + 100.0 * (DIRECT_MIB + CACHED_MIB) as f64 * MIB,
+        written < written0 + 4.0 * (DIRECT_MIB + CACHED_MIB) as f64 * MIB,
         "blkio write {written0} -> {written}"
     );
     let (major, minor) = whole_disk_of(disk.path());
