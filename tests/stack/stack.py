@@ -270,6 +270,7 @@ class Pod:
         self.failures = 0
         self.started_at = 0.0
         self.started_wall = 0.0
+        self.was_healthy = False
 
     def manifest(self) -> dict:
         """What k8s/<service>/deployment.yaml asks of the pod's sandbox."""
@@ -334,6 +335,7 @@ class Pod:
             self.failures = 0
             self.started_at = time.monotonic()
             self.started_wall = time.time()
+            self.was_healthy = False
             out = open(self.log_path, "a")
             out.write(f"--- start {self.starts} at {time.strftime('%H:%M:%S')}\n")
             out.flush()
@@ -448,11 +450,15 @@ class Kubelet:
             time.sleep(2)
             state = self.read_probes()
             for name, pod in self.pods.items():
-                st = state.get(name, {})
-                if st.get("healthz"):
-                    pod.failures = 0
+                if not pod.starts:  # not started yet
                     continue
-                if time.monotonic() - pod.started_at < 60:
+                st = state.get(name, {})
+                if st.get("healthz") and st.get("at", 0) > pod.started_wall:
+                    pod.failures = 0
+                    pod.was_healthy = True
+                    continue
+                # Starting up: like initialDelaySeconds, but until healthy once.
+                if not pod.was_healthy and time.monotonic() - pod.started_at < 60:
                     continue
                 pod.failures += 1
                 if pod.failures >= 3:
@@ -557,6 +563,9 @@ def run(services: list[str], phases: list[str]) -> int:
             log(f"checks: {phase}")
             if phase == "kill-all":
                 failed += kill_every_program(kubelet)
+            elif phase.startswith("hang:"):  # hang:<service>
+                if not hang_and_recover(kubelet, phase.split(":", 1)[1]):
+                    failed.append(phase)
             elif phase.startswith("kill:"):  # kill:<service>:<program>
                 _, service, program = phase.split(":", 2)
                 if not kill_and_recover(kubelet, service, program):
@@ -639,6 +648,29 @@ def kill_and_recover(kubelet: Kubelet, service: str, program: str) -> bool:
     return client(*(c for c in RECHECK[service] if needs.get(c, set()) <= set(kubelet.pods)))
 
 
+def hang_and_recover(kubelet: Kubelet, service: str) -> bool:
+    """SIGSTOP the pod's supervise: the liveness probe must fail and the pod be killed."""
+    pod = kubelet.pods[service]
+    pid, starts = pod.init_pid(), pod.starts
+    if not pid:
+        log(f"FAIL liveness {service}: no supervise")
+        return False
+    os.kill(pid, signal.SIGSTOP)
+    deadline = time.monotonic() + 60
+    while pod.starts == starts and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if pod.starts == starts:
+        log(f"FAIL liveness {service}: a hung supervise was not restarted")
+        return False
+    try:
+        kubelet.wait_ready([service], 120)
+    except TimeoutError as e:
+        log(f"FAIL liveness {service}: {e}")
+        return False
+    log(f"PASS liveness {service}: hung supervise failed its probe, pod killed and restarted")
+    return client(*RECHECK[service])
+
+
 def kill_every_program(kubelet: Kubelet) -> list[str]:
     """Phase kill-all: each long-running program of each pod in turn."""
     failed = []
@@ -652,9 +684,11 @@ def kill_every_program(kubelet: Kubelet) -> list[str]:
 
 
 # The checks in order: the user-facing ones, then kill -9 of every program of
-# every pod (each followed by the checks again), data persistence last.
+# every pod (each followed by that pod's checks and, for the volumes, the data
+# written before), a hung pod caught by its liveness probe, and every check
+# again.
 USER_CHECKS = ["web", "ssh", "wordpress", "phpmyadmin", "ftps", "metrics", "grafana"]
-ALL_PHASES: list[str] = [*USER_CHECKS, "persist-write", "kill-all", *USER_CHECKS]
+ALL_PHASES: list[str] = [*USER_CHECKS, "persist-write", "kill-all", "hang:phpmyadmin", *USER_CHECKS]
 
 
 def main() -> int:
