@@ -48,10 +48,6 @@ done
 echo "==> secrets (./setup.sh secrets, for $LB_IP)"
 mkdir -p "$WORK"
 LB_IP=$LB_IP ./setup.sh secrets
-# TEMPORARY: setup.sh lists admin in ft-wordpress/users, which bootstrap
-# wordpress refuses (admin comes from admin-password); drop that line until
-# the two agree.
-sed -i '/^admin:/d' "$SECRETS_DIR/ft-wordpress/users"
 
 # In the background, so that a signal reaches the traps at once.
 python3 "$ROOT/tests/stack/stack.py" run &

@@ -118,6 +118,12 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<User>, Error> {
             )));
         }
         if login == ADMIN_LOGIN {
+            // setup.sh lists the administrator as well, with admin-password:
+            // that account is seeded from admin-password, so its line is
+            // skipped; any other role for it is an error.
+            if role == "administrator" {
+                continue;
+            }
             return Err(bad(format!(
                 "login {ADMIN_LOGIN:?} is the site's administrator, set from admin-password"
             )));
@@ -171,6 +177,17 @@ mod tests {
         assert_eq!(users[0].password, "pa:ss");
         assert_eq!(users[1].role, Role::Subscriber);
         assert_eq!(Role::Editor.capabilities(), "a:1:{s:6:\"editor\";b:1;}");
+    }
+
+    #[test]
+    fn the_administrators_own_line_is_skipped() {
+        let users = parse(
+            Path::new("/run/secrets/users"),
+            "admin:administrator:admin@example.com:pw\neditor:editor:e@example.com:pw2\n",
+        )
+        .expect("parses");
+        assert_eq!(users.len(), 1);
+        assert_eq!(users[0].login, "editor");
     }
 
     #[test]
