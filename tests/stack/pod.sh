@@ -3,7 +3,7 @@
 #
 # stack.py runs it as
 #   ip netns exec ft-<svc> unshare --mount --pid --uts --fork --kill-child \
-#     --propagation private -- tests/stack/pod.sh <svc>
+#     --propagation private bash tests/stack/pod.sh <svc>
 # so it is PID 1 of a fresh PID namespace with a private copy of the host's
 # mounts, inside the pod's network namespace. It builds the container's view
 # of the file system there, then execs the image's own PID 1, supervise, with
@@ -11,23 +11,24 @@
 # namespace; the host's file system is never written except under $POD_DIR.
 #
 # The container's file system:
-#   /etc /usr /var /home /srv  overlays: the image's docker/<svc>/rootfs/ files
-#                            above the host's directories; writes go to a
-#                            scratch directory that is new on every start
-#                            (a container's writable layer)
-#   /run, /tmp               fresh tmpfs
-#   /run/secrets/<secret>    the pod's secrets, read-only, mode 0444
-#   volumes                  persistent directories bind-mounted (the PVCs)
-#   path map                 tests/stack/pathmap.txt (Alpine path -> Debian path)
-#   users                    the image's users absent on Debian (POD_USERS),
-#                            created in the overlay's /etc/passwd
+#   /etc /usr /var /home /srv  overlays: the image's docker/<svc>/rootfs/
+#                          files above the host's directories; writes go to
+#                          a scratch directory that is new on every start
+#                          (a container's writable layer)
+#   /run, /tmp             fresh tmpfs
+#   /run/secrets/<secret>  the pod's secrets, read-only, mode 0444
+#   volumes                persistent directories bind-mounted (the PVCs)
+#   path map               tests/stack/pathmap.txt (Alpine path -> Debian path)
+#   users                  the image's users absent on Debian (POD_USERS),
+#                          created in the overlay's /etc/passwd
 #
-# Environment (from stack.py): ROOT, POD_DIR, TARGET_DIR, HOSTS_FILE,
-# POD_NAME, SECRETS_DIR, POD_SECRETS ("secret[:key,key] ..."), POD_VOLUMES ("path=dir ..."), POD_USERS
-# ("name[:home:shell] ..."), POD_CONFIG (the supervise.toml to install), and
-# POD_ENV_FILE (the container's environment, one VAR=value a line) and
-# POD_NO_NEW_PRIVS (non-empty: the manifest forbids privilege escalation),
-# POD_CAPABILITIES (the manifest's added capabilities, "+chown,+kill,...").
+# Environment (from stack.py): ROOT, POD_DIR, POD_NAME, TARGET_DIR,
+# HOSTS_FILE, SECRETS_DIR, POD_SECRETS ("secret[:key,key] ..."), POD_VOLUMES
+# ("path=dir ..."), POD_USERS ("name[:home:shell] ..."), POD_CONFIG (the
+# supervise.toml to install), POD_ENV_FILE (the container's environment, one
+# VAR=value a line), POD_NO_NEW_PRIVS (non-empty: the manifest forbids
+# privilege escalation) and POD_CAPABILITIES (the manifest's added
+# capabilities, "+chown,+kill,...").
 set -euo pipefail
 
 svc=$1
