@@ -44,6 +44,7 @@ def main() -> None:
                 "healthz": healthz,
                 "readyz": readyz,
                 "at": at,
+                "restarts": report.get("restarts"),
                 "programs": report.get("programs", []),
             }
         tmp = f"{state_file}.tmp"

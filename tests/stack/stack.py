@@ -281,7 +281,12 @@ class Pod:
         (container,) = pod["containers"]
         security = container.get("securityContext", {})
         caps = security.get("capabilities", {})
+        empty_dirs = {v["name"] for v in pod.get("volumes", []) if "emptyDir" in v}
         return {
+            # Literal values only: LB_IP, SERVICE and POD_NAME come from a
+            # ConfigMap and the downward API, set below as the cluster would.
+            "env": [f"{e['name']}={e['value']}" for e in container.get("env", []) if "value" in e],
+            "empty_dirs": [m["mountPath"] for m in container.get("volumeMounts", []) if m["name"] in empty_dirs],
             "sysctls": {s["name"]: str(s["value"]) for s in pod.get("securityContext", {}).get("sysctls", [])},
             "no_new_privs": security.get("allowPrivilegeEscalation") is False,
             # With drop ALL, the container has exactly the added capabilities.
@@ -294,6 +299,11 @@ class Pod:
             vol = WORK / "volumes" / name
             vol.mkdir(parents=True, exist_ok=True)
             volumes.append(f"{path}={vol}")
+        # An emptyDir lives as long as the pod, across its container's restarts.
+        for path in self.manifest()["empty_dirs"]:
+            vol = self.dir / "empty-dirs" / path.strip("/").replace("/", "_")
+            vol.mkdir(parents=True, exist_ok=True)
+            volumes.append(f"{path}={vol}")
         pod_name = f"{self.spec.service}-0"
         container_env = [
             "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
@@ -302,6 +312,7 @@ class Pod:
             f"POD_NAME={pod_name}",
             f"HOSTNAME={pod_name}",
             *dockerfile_env(self.spec.service),
+            *self.manifest()["env"],
         ]
         env_file = self.dir / "env"
         env_file.write_text("".join(f"{e}\n" for e in container_env))
@@ -642,6 +653,11 @@ def kill_and_recover(kubelet: Kubelet, service: str, program: str) -> bool:
         return False
     if exit_code == 0:
         log(f"FAIL kill -9 {service}/{program}: supervise exited 0")
+        return False
+    # supervise counts its starts in the pod's emptyDir: restarts-to-date.
+    restarts = kubelet.read_probes().get(service, {}).get("restarts")
+    if restarts != pod.starts - 1:
+        log(f"FAIL kill -9 {service}/{program}: /healthz reports {restarts} restarts, the pod has had {pod.starts - 1}")
         return False
     log(f"PASS kill -9 {service}/{program} (pid {pid}): supervise exited {exit_code}, pod restarted and ready")
     needs = {"phpmyadmin": {"phpmyadmin", "nginx", "mysql"}, "persist-mysql": {"wordpress"}}
