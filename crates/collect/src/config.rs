@@ -48,6 +48,8 @@
 //!
 //! [inputs.nginx]
 //! url = "http://127.0.0.1:8080/nginx_status"
+//! ca_file = ""              # https: see "HTTPS" below (nginx, phpfpm, influxdb, prometheus)
+//! server_name = ""
 //!
 //! [inputs.phpfpm]
 //! url = "http://127.0.0.1:8080/fpm-status"
@@ -68,9 +70,34 @@
 //!
 //! [inputs.prometheus]       # Prometheus text endpoints
 //! urls = []                 # e.g. ["http://127.0.0.1:9902/metrics"]
+//! ca_file = ""
+//! server_name = ""
 //!
 //! [inputs.internal]         # the `internal_collect` point
 //! enabled = true
+//! ```
+//!
+//! HTTPS: every HTTP input (`nginx`, `phpfpm`, `influxdb`, `prometheus`)
+//! takes two optional keys for its `https://` URLs.
+//!
+//! - `ca_file`: a PEM bundle of CA certificates. When set, only these CAs
+//!   are trusted for that input (the built-in roots are not): the
+//!   endpoints are the pod's own, signed by the cluster's CA. "" = the
+//!   built-in (Mozilla) roots. Read at start; a missing file or one
+//!   holding no certificate stops collect with an error naming the key.
+//! - `server_name`: the name the certificate is checked against, when the
+//!   URL's host is an IP address the certificate does not name (loopback).
+//!   collect then connects to the URL's address and port but verifies, and
+//!   sends SNI and `Host:` for, this name. The URLs' hosts must be IP
+//!   addresses. "" = the URL's host. The `url` tag stays the configured URL.
+//!
+//! E.g. Grafana's own metrics, its certificate naming the Service:
+//!
+//! ```toml
+//! [inputs.prometheus]
+//! urls = ["https://127.0.0.1:3000/metrics"]
+//! ca_file = "/run/secrets/ft-tls/ca.crt"
+//! server_name = "grafana"
 //! ```
 
 //!
@@ -298,6 +325,63 @@ impl Program {
 #[serde(deny_unknown_fields)]
 pub struct UrlInput {
     pub url: String,
+    #[serde(default)]
+    pub ca_file: PathBuf,
+    #[serde(default)]
+    pub server_name: String,
+}
+
+/// How an HTTP input checks its `https://` endpoints (see "HTTPS" above).
+#[derive(Debug, Clone, Copy)]
+pub struct Tls<'a> {
+    /// PEM bundle trusted instead of the built-in roots; empty = built-in roots.
+    pub ca_file: &'a Path,
+    /// Name the certificate must carry; empty = the URL's host.
+    pub server_name: &'a str,
+}
+
+impl Tls<'_> {
+    pub fn is_default(&self) -> bool {
+        self.ca_file.as_os_str().is_empty() && self.server_name.is_empty()
+    }
+}
+
+impl UrlInput {
+    pub fn tls(&self) -> Tls<'_> {
+        Tls {
+            ca_file: &self.ca_file,
+            server_name: &self.server_name,
+        }
+    }
+}
+
+impl InfluxdbInput {
+    pub fn tls(&self) -> Tls<'_> {
+        Tls {
+            ca_file: &self.ca_file,
+            server_name: &self.server_name,
+        }
+    }
+}
+
+impl PrometheusInput {
+    pub fn tls(&self) -> Tls<'_> {
+        Tls {
+            ca_file: &self.ca_file,
+            server_name: &self.server_name,
+        }
+    }
+}
+
+/// Reads a PEM bundle of CA certificates; an error says what is wrong.
+pub fn read_ca_file(path: &Path) -> Result<Vec<reqwest::Certificate>, String> {
+    let pem = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem)
+        .map_err(|e| format!("{}: not a PEM certificate bundle: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!("{}: holds no PEM certificate", path.display()));
+    }
+    Ok(certs)
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -331,6 +415,8 @@ pub struct InfluxdbInput {
     pub username: String,
     pub password_file: PathBuf,
     pub password: String,
+    pub ca_file: PathBuf,
+    pub server_name: String,
 }
 
 impl Default for InfluxdbInput {
@@ -340,6 +426,8 @@ impl Default for InfluxdbInput {
             username: String::new(),
             password_file: PathBuf::new(),
             password: String::new(),
+            ca_file: PathBuf::new(),
+            server_name: String::new(),
         }
     }
 }
@@ -348,6 +436,8 @@ impl Default for InfluxdbInput {
 #[serde(deny_unknown_fields, default)]
 pub struct PrometheusInput {
     pub urls: Vec<String>,
+    pub ca_file: PathBuf,
+    pub server_name: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -443,17 +533,41 @@ impl Config {
         }
         if let Some(i) = &self.inputs.nginx {
             check_url(&i.url).map_err(|m| bad("inputs.nginx.url", m))?;
+            check_tls(
+                i.tls(),
+                [i.url.as_str()],
+                ("inputs.nginx.ca_file", "inputs.nginx.server_name"),
+                &bad,
+            )?;
         }
         if let Some(i) = &self.inputs.phpfpm {
             check_url(&i.url).map_err(|m| bad("inputs.phpfpm.url", m))?;
+            check_tls(
+                i.tls(),
+                [i.url.as_str()],
+                ("inputs.phpfpm.ca_file", "inputs.phpfpm.server_name"),
+                &bad,
+            )?;
         }
         if let Some(i) = &self.inputs.influxdb {
             check_url(&i.url).map_err(|m| bad("inputs.influxdb.url", m))?;
+            check_tls(
+                i.tls(),
+                [i.url.as_str()],
+                ("inputs.influxdb.ca_file", "inputs.influxdb.server_name"),
+                &bad,
+            )?;
         }
         if let Some(i) = &self.inputs.prometheus {
             for u in &i.urls {
                 check_url(u).map_err(|m| bad("inputs.prometheus.urls", m))?;
             }
+            check_tls(
+                i.tls(),
+                i.urls.iter().map(String::as_str),
+                ("inputs.prometheus.ca_file", "inputs.prometheus.server_name"),
+                &bad,
+            )?;
         }
         if let Some(p) = &self.inputs.procstat {
             for prog in &p.programs {
@@ -511,6 +625,53 @@ fn check_url(u: &str) -> Result<(), String> {
         Ok(url) => Err(format!("{u:?}: scheme {} is not http(s)", url.scheme())),
         Err(e) => Err(format!("{u:?}: {e}")),
     }
+}
+
+/// The URL's host when it is an IP address.
+pub fn url_ip(url: &reqwest::Url) -> Option<std::net::IpAddr> {
+    url.host_str()?
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .ok()
+}
+
+/// A `ca_file` that can be read and holds certificates; a `server_name`
+/// only with URLs whose host is an IP address (the address to connect to).
+fn check_tls<'u>(
+    tls: Tls<'_>,
+    urls: impl IntoIterator<Item = &'u str>,
+    (ca_key, name_key): (&'static str, &'static str),
+    bad: &impl Fn(&'static str, String) -> ConfigError,
+) -> Result<(), ConfigError> {
+    if !tls.ca_file.as_os_str().is_empty() {
+        read_ca_file(tls.ca_file).map_err(|m| bad(ca_key, m))?;
+    }
+    if !tls.server_name.is_empty() {
+        if reqwest::Url::parse(&format!("https://{}/", tls.server_name))
+            .ok()
+            .and_then(|u| u.domain().map(str::to_owned))
+            .is_none()
+        {
+            return Err(bad(
+                name_key,
+                format!("{:?} is not a DNS name", tls.server_name),
+            ));
+        }
+        for u in urls {
+            let ip = reqwest::Url::parse(u)
+                .ok()
+                .and_then(|url| url_ip(&url))
+                .is_some();
+            if !ip {
+                return Err(bad(
+                    name_key,
+                    format!("{u:?}: with server_name, the URL's host must be an IP address"),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -596,5 +757,34 @@ mod tests {
         assert!(e.contains("inputs.nginx.url"), "{e}");
         let e = parse("[output]\nbogus = 1").unwrap_err().to_string();
         assert!(e.contains("bogus"), "{e}");
+    }
+
+    #[test]
+    fn tls_keys_are_checked_for_every_http_input() {
+        let c = parse(
+            "[inputs.nginx]\nurl = \"https://127.0.0.1:8443/nginx_status\"\nserver_name = \"web\"\n\
+             [inputs.influxdb]\nurl = \"https://[::1]:8086/debug/vars\"\nserver_name = \"influxdb\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.inputs.nginx.unwrap().server_name, "web");
+        let e = parse("[inputs.phpfpm]\nurl = \"https://web:8443/fpm\"\nserver_name = \"web\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("inputs.phpfpm.server_name"), "{e}");
+        let e = parse("[inputs.nginx]\nurl = \"https://127.0.0.1/\"\nserver_name = \"a b\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("inputs.nginx.server_name"), "{e}");
+        let e = parse("[inputs.influxdb]\nca_file = \"/no/such/ca.crt\"")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("inputs.influxdb.ca_file") && e.contains("/no/such/ca.crt"),
+            "{e}"
+        );
+        let e = parse("[inputs.nginx]\nurl = \"https://127.0.0.1/\"\ntls_ca = \"x\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("tls_ca"), "{e}");
     }
 }

@@ -14,14 +14,17 @@ pub mod prometheus;
 use std::collections::HashSet;
 use std::time::Duration;
 
-use crate::config::{Config, InfluxdbInput, read_secret};
+use crate::config::{Config, InfluxdbInput, Tls, read_ca_file, read_secret, url_ip};
 use crate::line_protocol::Point;
 
 /// Every configured input, with the state some keep between rounds.
 #[derive(Debug)]
 pub struct Inputs {
     config: Config,
-    client: reqwest::Client,
+    nginx: Option<Endpoint>,
+    phpfpm: Option<Endpoint>,
+    influxdb: Option<Endpoint>,
+    prometheus: Vec<Endpoint>,
     cgroup: Option<cgroup::Cgroup>,
     procstat: Option<procstat::Procstat>,
     mysql: Option<mysql::Mysql>,
@@ -39,13 +42,34 @@ pub struct Round {
 impl Inputs {
     pub fn new(config: &Config) -> anyhow::Result<Self> {
         let i = &config.inputs;
-        let client = reqwest::Client::builder()
-            .timeout(config.interval.min(Duration::from_secs(5)))
-            .pool_max_idle_per_host(1)
-            .build()?;
+        let timeout = config.interval.min(Duration::from_secs(5));
+        let shared = http_client(timeout).build()?;
+        let endpoint = |url: &str, tls: Tls<'_>, input: &str| {
+            Endpoint::new(&shared, timeout, url, tls)
+                .map_err(|e| anyhow::anyhow!("inputs.{input}: {e}"))
+        };
         Ok(Inputs {
             config: config.clone(),
-            client,
+            nginx: i
+                .nginx
+                .as_ref()
+                .map(|n| endpoint(&n.url, n.tls(), "nginx"))
+                .transpose()?,
+            phpfpm: i
+                .phpfpm
+                .as_ref()
+                .map(|n| endpoint(&n.url, n.tls(), "phpfpm"))
+                .transpose()?,
+            influxdb: i
+                .influxdb
+                .as_ref()
+                .map(|n| endpoint(&n.url, n.tls(), "influxdb"))
+                .transpose()?,
+            prometheus: i
+                .prometheus
+                .iter()
+                .flat_map(|p| p.urls.iter().map(|u| endpoint(u, p.tls(), "prometheus")))
+                .collect::<anyhow::Result<_>>()?,
             cgroup: i.cgroup.enabled.then(|| cgroup::Cgroup::new(&i.cgroup)),
             procstat: i
                 .procstat
@@ -85,12 +109,11 @@ impl Inputs {
             results.push(("procstat".into(), Ok(p.gather())));
         }
 
-        let client = &self.client;
         let http_timeout = self.config.interval.min(Duration::from_secs(5));
         let nginx = async {
-            match &inputs.nginx {
+            match &self.nginx {
                 Some(i) => Some(
-                    fetch(client, &i.url, None)
+                    fetch(i, None)
                         .await
                         .and_then(|t| {
                             nginx::parse(&t).ok_or_else(|| "not a stub_status page".to_string())
@@ -104,8 +127,8 @@ impl Inputs {
             }
         };
         let phpfpm = async {
-            match &inputs.phpfpm {
-                Some(i) => Some(fetch(client, &i.url, None).await.and_then(|t| {
+            match &self.phpfpm {
+                Some(i) => Some(fetch(i, None).await.and_then(|t| {
                     phpfpm::parse(&t)
                         .map(|p| vec![p.tag("url", &i.url)])
                         .ok_or_else(|| "not a php-fpm status page".to_string())
@@ -114,24 +137,21 @@ impl Inputs {
             }
         };
         let influx = async {
-            match &inputs.influxdb {
-                Some(i) => Some(
-                    fetch(client, &i.url, Some(i))
+            match (&self.influxdb, &inputs.influxdb) {
+                (Some(e), Some(i)) => Some(
+                    fetch(e, Some(i))
                         .await
                         .and_then(|t| influxdb::parse(&t, &i.url)),
                 ),
-                None => None,
+                _ => None,
             }
         };
         let prom = async {
             let mut out = Vec::new();
-            if let Some(p) = &inputs.prometheus {
-                for url in &p.urls {
-                    let r = fetch(client, url, None)
-                        .await
-                        .map(|t| prometheus::parse(&t, url));
-                    out.push((format!("prometheus {url}"), r));
-                }
+            for e in &self.prometheus {
+                let url = &e.url;
+                let r = fetch(e, None).await.map(|t| prometheus::parse(&t, url));
+                out.push((format!("prometheus {url}"), r));
             }
             out
         };
@@ -181,12 +201,69 @@ impl Inputs {
     }
 }
 
-async fn fetch(
-    client: &reqwest::Client,
-    url: &str,
-    auth: Option<&InfluxdbInput>,
-) -> Result<String, String> {
-    let mut req = client.get(url);
+fn http_client(timeout: Duration) -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .pool_max_idle_per_host(1)
+}
+
+/// One URL an HTTP input fetches, with the client that checks its
+/// certificate as the input's `ca_file` and `server_name` say.
+#[derive(Debug)]
+struct Endpoint {
+    client: reqwest::Client,
+    /// As configured: the `url` tag and error messages.
+    url: String,
+    /// What is requested: `url` with the host replaced by `server_name`,
+    /// which the client resolves to the configured host's address.
+    request_url: reqwest::Url,
+}
+
+impl Endpoint {
+    fn new(
+        shared: &reqwest::Client,
+        timeout: Duration,
+        url: &str,
+        tls: Tls<'_>,
+    ) -> Result<Self, String> {
+        let mut request_url = reqwest::Url::parse(url).map_err(|e| format!("{url:?}: {e}"))?;
+        if tls.is_default() {
+            return Ok(Endpoint {
+                client: shared.clone(),
+                url: url.to_string(),
+                request_url,
+            });
+        }
+        let mut b = http_client(timeout);
+        if !tls.ca_file.as_os_str().is_empty() {
+            // The pod's endpoints are signed by the cluster's CA: trust
+            // that alone, not every public CA too.
+            b = b.tls_built_in_root_certs(false);
+            for cert in read_ca_file(tls.ca_file).map_err(|e| format!("ca_file: {e}"))? {
+                b = b.add_root_certificate(cert);
+            }
+        }
+        if !tls.server_name.is_empty() {
+            let ip = url_ip(&request_url).ok_or_else(|| {
+                format!("server_name: {url:?}: the URL's host must be an IP address")
+            })?;
+            request_url
+                .set_host(Some(tls.server_name))
+                .map_err(|e| format!("server_name {:?}: {e}", tls.server_name))?;
+            // Port 0: the URL's port is used.
+            b = b.resolve(tls.server_name, std::net::SocketAddr::new(ip, 0));
+        }
+        Ok(Endpoint {
+            client: b.build().map_err(|e| format!("{url}: {e}"))?,
+            url: url.to_string(),
+            request_url,
+        })
+    }
+}
+
+async fn fetch(endpoint: &Endpoint, auth: Option<&InfluxdbInput>) -> Result<String, String> {
+    let url = &endpoint.url;
+    let mut req = endpoint.client.get(endpoint.request_url.clone());
     if let Some(a) = auth.filter(|a| !a.username.is_empty()) {
         let password = if a.password_file.as_os_str().is_empty() {
             a.password.clone()
