@@ -32,8 +32,25 @@
 set -euo pipefail
 
 svc=$1
-rootfs=$ROOT/docker/$svc/rootfs
-scratch=$POD_DIR/scratch
+
+# The repository and the test's files may live under a directory that the
+# container's view replaces (/tmp) or overlays (/var, /home, ...). Keep the
+# host's view of each of them under a private tmpfs first, build the view
+# from there, and bind them back at their own paths once it is built, so a
+# volume or a secret is always the host's real directory.
+host_paths=("$ROOT" "$TARGET_DIR" "$POD_DIR" "$SECRETS_DIR" "$(dirname "$HOSTS_FILE")")
+for spec in $POD_VOLUMES; do host_paths+=("${spec#*=}"); done
+mount -t tmpfs -o mode=0755 tmpfs /run
+host=/run/.host
+mkdir "$host"
+mount -t tmpfs -o mode=0700 tmpfs "$host"
+for path in "${host_paths[@]}"; do
+  mkdir -p "$host$path"
+  mount --bind "$path" "$host$path"
+done
+
+rootfs=$host$ROOT/docker/$svc/rootfs
+scratch=$host$POD_DIR/scratch
 
 rm -rf "$scratch"
 mkdir -p "$scratch"
@@ -52,8 +69,14 @@ overlay() { # overlay MOUNTPOINT LOWER... : writable overlay of the lower dirs
 for top in /etc /usr /var /home /srv; do
   if [[ -d $rootfs$top ]]; then overlay "$top" "$rootfs$top" "$top"; else overlay "$top" "$top"; fi
 done
-mount -t tmpfs -o mode=0755 tmpfs /run
 mount -t tmpfs -o mode=1777 tmpfs /tmp
+for path in "${host_paths[@]}"; do
+  mkdir -p "$path"
+  mount --bind "$host$path" "$path"
+done
+umount --recursive "$host"
+rmdir "$host"
+rootfs=$ROOT/docker/$svc/rootfs
 for top in /run /tmp; do
   if [[ -d $rootfs$top ]]; then cp -a "$rootfs$top/." "$top/"; fi
 done
