@@ -279,25 +279,7 @@ fn curl_traversal_reads_nothing_and_writes_nothing_outside_the_home() {
     }
     assert_eq!(stdout(&done[0]), "hello\n");
     assert_eq!(before, server.snapshot_outside_home());
-    let mut inside: Vec<_> = std::fs::read_dir(&tree.alice)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    inside.sort();
-    assert_eq!(
-        inside,
-        [
-            "bob_abs",
-            "bob_rel",
-            "etc_link",
-            "hello.txt",
-            "inside.txt",
-            "inside_dir",
-            "moved.txt",
-            "out_file_link",
-            "out_link"
-        ]
-    );
+    assert_home_after_traversal(&tree.alice);
 }
 
 #[test]
@@ -352,22 +334,7 @@ fn fifty_curl_clients_at_once() {
         })
         .collect();
     let outputs = run_all_at_once(commands, std::time::Duration::from_secs(120));
-    for (i, out) in outputs.iter().enumerate() {
-        assert_success(out, &server, &format!("client {i}"));
-        assert!(
-            stdout(out).lines().any(|n| n == format!("c-{i}.bin")),
-            "client {i} listing: {}",
-            stdout(out)
-        );
-        assert!(
-            std::fs::read(local.path().join(format!("back-{i}.bin"))).unwrap() == payload(i),
-            "client {i} download differs"
-        );
-        assert!(
-            std::fs::read(server.home(USER).join(format!("c-{i}.bin"))).unwrap() == payload(i),
-            "client {i} upload differs"
-        );
-    }
+    assert_each_client_round_trip(&outputs, &server, local.path(), payload, assert_success);
     let metrics = server.metrics();
     assert!(
         metric(&metrics, r#"ftpsd_logins_total{result="ok"}"#).unwrap() >= 50.0,

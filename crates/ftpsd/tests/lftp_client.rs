@@ -239,25 +239,7 @@ fn lftp_traversal_reads_nothing_and_writes_nothing_outside_the_home() {
         std::fs::read_to_string(tree.alice.join("hello.txt")).unwrap(),
         "hello\n"
     );
-    let mut inside: Vec<_> = std::fs::read_dir(&tree.alice)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    inside.sort();
-    assert_eq!(
-        inside,
-        [
-            "bob_abs",
-            "bob_rel",
-            "etc_link",
-            "hello.txt",
-            "inside.txt",
-            "inside_dir",
-            "moved.txt",
-            "out_file_link",
-            "out_link"
-        ]
-    );
+    assert_home_after_traversal(&tree.alice);
 }
 
 #[test]
@@ -304,22 +286,7 @@ fn fifty_lftp_clients_at_once() {
         })
         .collect();
     let outputs = run_all_at_once(commands, std::time::Duration::from_secs(120));
-    for (i, out) in outputs.iter().enumerate() {
-        assert_success(out, &server, &format!("client {i}"));
-        assert!(
-            stdout(out).lines().any(|n| n == format!("c-{i}.bin")),
-            "client {i} listing: {}",
-            stdout(out)
-        );
-        assert!(
-            std::fs::read(local.path().join(format!("back-{i}.bin"))).unwrap() == payload(i),
-            "client {i} download differs"
-        );
-        assert!(
-            std::fs::read(server.home(USER).join(format!("c-{i}.bin"))).unwrap() == payload(i),
-            "client {i} upload differs"
-        );
-    }
+    assert_each_client_round_trip(&outputs, &server, local.path(), payload, assert_success);
     let metrics = server.metrics();
     assert_eq!(
         metric(&metrics, r#"ftpsd_logins_total{result="ok"}"#),

@@ -489,3 +489,56 @@ impl Ftpsd {
         seen
     }
 }
+
+/// Asserts alice's home after a traversal batch: the tree's entries plus
+/// exactly what the allowed commands made (`inside.txt`, `inside_dir`,
+/// `movable.txt` renamed to `moved.txt`).
+pub fn assert_home_after_traversal(alice: &Path) {
+    let mut inside: Vec<_> = std::fs::read_dir(alice)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    inside.sort();
+    assert_eq!(
+        inside,
+        [
+            "bob_abs",
+            "bob_rel",
+            "etc_link",
+            "hello.txt",
+            "inside.txt",
+            "inside_dir",
+            "moved.txt",
+            "out_file_link",
+            "out_link"
+        ]
+    );
+}
+
+/// Checks each concurrent client's output: `succeeded` passed, the listing
+/// showed its `c-<i>.bin`, and both the download `<local>/back-<i>.bin` and
+/// the upload in alice's home equal `payload(i)`.
+pub fn assert_each_client_round_trip(
+    outputs: &[Output],
+    server: &Ftpsd,
+    local: &Path,
+    payload: impl Fn(usize) -> Vec<u8>,
+    succeeded: impl Fn(&Output, &Ftpsd, &str),
+) {
+    for (i, out) in outputs.iter().enumerate() {
+        succeeded(out, server, &format!("client {i}"));
+        assert!(
+            stdout(out).lines().any(|n| n == format!("c-{i}.bin")),
+            "client {i} listing: {}",
+            stdout(out)
+        );
+        assert!(
+            std::fs::read(local.join(format!("back-{i}.bin"))).unwrap() == payload(i),
+            "client {i} download differs"
+        );
+        assert!(
+            std::fs::read(server.home(USER).join(format!("c-{i}.bin"))).unwrap() == payload(i),
+            "client {i} upload differs"
+        );
+    }
+}
