@@ -5,7 +5,7 @@
 
 mod support;
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 use support::{Collect, allocator, query, rows, try_query, wait_for};
@@ -152,16 +152,7 @@ interfaces = ["lo"]
     let frozen = now_ns();
     collect.freeze();
     influx.stop();
-    collect.signal("CONT");
-    let down = Instant::now();
-    while down.elapsed() < OUTAGE {
-        assert!(
-            collect.child.try_wait().unwrap().is_none(),
-            "collect exited during the outage:\n{}",
-            collect.log()
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    collect.resume_through(OUTAGE);
     influx.restart().unwrap();
     let restarted = now_ns();
 

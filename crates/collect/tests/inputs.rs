@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 use support::{
-    Collect, TestCgroup, allocator, disk_dir, query, rows, try_query, wait_for, whole_disk_of,
-    workload,
+    Collect, TestCgroup, allocator, check_config, disk_dir, query, rows, try_query, wait_for,
+    whole_disk_of, workload,
 };
 
 const MIB: f64 = 1024.0 * 1024.0;
@@ -347,21 +347,11 @@ fn check_config_names_the_bad_value() {
         "interval = \"10s\"\n[inputs.nginx]\nurl = \"http://127.0.0.1:8080/nginx_status\"\n",
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_collect"))
-        .arg("--check-config")
-        .arg("--config")
-        .arg(&good)
-        .output()
-        .unwrap();
+    let out = check_config(&good);
     assert!(out.status.success(), "{out:?}");
     let bad = dir.path().join("bad.toml");
     std::fs::write(&bad, "[output]\nretry_initial = \"soon\"\n").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_collect"))
-        .arg("--check-config")
-        .arg("--config")
-        .arg(&bad)
-        .output()
-        .unwrap();
+    let out = check_config(&bad);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("retry_initial"), "{err}");

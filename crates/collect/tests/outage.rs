@@ -6,8 +6,7 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 use support::{Collect, query, rows, try_query, wait_for};
@@ -98,16 +97,7 @@ interfaces = ["lo"]
     collect.freeze();
     let before = points_written_ok(&base);
     influx.stop();
-    collect.signal("CONT");
-    let down = Instant::now();
-    while down.elapsed() < OUTAGE {
-        assert!(
-            collect.child.try_wait().unwrap().is_none(),
-            "collect exited during the outage:\n{}",
-            collect.log()
-        );
-        thread::sleep(Duration::from_millis(500));
-    }
+    collect.resume_through(OUTAGE);
     influx.restart().unwrap();
 
     // While the backlog drains, whatever is stored is always one unbroken

@@ -12,7 +12,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
-use support::{Collect, query, rows, try_query, wait_for};
+use support::{Collect, check_config, query, rows, try_query, wait_for};
 
 const METRICS: &str = "# HELP grafana_http_request_duration_seconds Time.\n\
 # TYPE grafana_http_request_duration_seconds histogram\n\
@@ -248,12 +248,7 @@ fn a_bad_ca_file_stops_collect_naming_key_and_path() {
             ),
         )
         .unwrap();
-        let check = Command::new(env!("CARGO_BIN_EXE_collect"))
-            .arg("--check-config")
-            .arg("--config")
-            .arg(&path)
-            .output()
-            .unwrap();
+        let check = check_config(&path);
         // Starting for real fails the same way, before gathering anything.
         let start = Command::new(env!("CARGO_BIN_EXE_collect"))
             .arg("--config")
@@ -290,12 +285,7 @@ fn a_bad_ca_file_stops_collect_naming_key_and_path() {
         ),
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_collect"))
-        .arg("--check-config")
-        .arg("--config")
-        .arg(&path)
-        .output()
-        .unwrap();
+    let out = check_config(&path);
     assert!(!out.status.success(), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("inputs.prometheus.server_name"), "{err}");

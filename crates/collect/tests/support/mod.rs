@@ -64,6 +64,21 @@ impl Collect {
     }
 
     /// SIGTERM and wait for the exit (collect flushes first).
+    /// Lets a frozen collect run again and asserts it stays up for all of
+    /// `outage` (the caller has just taken its output away).
+    pub fn resume_through(&mut self, outage: Duration) {
+        self.signal("CONT");
+        let down = Instant::now();
+        while down.elapsed() < outage {
+            assert!(
+                self.child.try_wait().unwrap().is_none(),
+                "collect exited during the outage:\n{}",
+                self.log()
+            );
+            thread::sleep(Duration::from_millis(250));
+        }
+    }
+
     pub fn stop(&mut self) -> std::process::ExitStatus {
         if let Ok(Some(s)) = self.child.try_wait() {
             return s;
@@ -79,6 +94,16 @@ impl Collect {
         let _ = self.child.kill();
         panic!("collect did not stop on SIGTERM; log:\n{}", self.log());
     }
+}
+
+/// Runs `collect --check-config --config <path>` to completion.
+pub fn check_config(path: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_collect"))
+        .arg("--check-config")
+        .arg("--config")
+        .arg(path)
+        .output()
+        .unwrap()
 }
 
 impl Drop for Collect {
