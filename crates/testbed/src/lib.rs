@@ -5,7 +5,7 @@
 //! when the value is dropped. Nothing is assumed to be running already:
 //! `tests/run.sh` installs the packages, the tests start what they use.
 //! MariaDB and InfluxDB are here; nginx and php-fpm in [`web`]; WordPress on
-//! both in [`Wordpress`].
+//! both in [`Wordpress`]; a throw-away CA for TLS peers in [`tls`].
 //!
 //! ```no_run
 //! let db = testbed::Mariadb::start().unwrap();
@@ -23,6 +23,7 @@ use std::time::Duration;
 use tempfile::TempDir;
 
 mod daemon;
+pub mod tls;
 pub mod web;
 mod wordpress;
 
