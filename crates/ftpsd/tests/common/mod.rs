@@ -1,4 +1,4 @@
-//! Test fixture: a throw-away CA and certificate, a users file, a data root,
+//! Test fixture: a throw-away CA and certificate (testbed's), a users file, a data root,
 //! and the built `ftpsd` binary listening on free loopback ports.
 #![allow(clippy::unwrap_used, dead_code)]
 
@@ -45,6 +45,8 @@ pub struct Ftpsd {
     pub port: u16,
     pub metrics_port: u16,
     child: Child,
+    /// The CA and the server's certificate, for 127.0.0.1 and localhost.
+    pki: testbed::tls::TestCa,
 }
 
 impl Ftpsd {
@@ -54,7 +56,10 @@ impl Ftpsd {
 
     pub fn start_with(options: Options) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        make_certificate(dir.path());
+        let pki = testbed::tls::TestCa::new("ftpsd test CA").unwrap();
+        let certificate = pki
+            .issue(&["localhost"], &[std::net::Ipv4Addr::LOCALHOST.into()])
+            .unwrap();
         let data = dir.path().join("data");
         std::fs::create_dir(&data).unwrap();
         let iterations = NonZeroU32::new(1000).unwrap();
@@ -91,8 +96,8 @@ lockout_seconds = {lockout}
             users = dir.path().join("users").display(),
             max_sessions = options.max_sessions,
             idle = options.idle_timeout_seconds,
-            cert = dir.path().join("tls.crt").display(),
-            key = dir.path().join("tls.key").display(),
+            cert = certificate.cert.display(),
+            key = certificate.key.display(),
             pasv_max = pasv + options.passive_ports - 1,
             delay = options.failure_delay_ms,
             max_failures = options.max_failures,
@@ -114,6 +119,7 @@ lockout_seconds = {lockout}
             port,
             metrics_port,
             child,
+            pki,
         };
         server.wait_ready();
         server
@@ -136,7 +142,7 @@ lockout_seconds = {lockout}
     }
 
     pub fn ca(&self) -> PathBuf {
-        self.dir.path().join("ca.crt")
+        self.pki.ca_cert()
     }
 
     pub fn data(&self) -> PathBuf {
@@ -276,75 +282,6 @@ pub fn stdout(out: &Output) -> String {
 
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// A CA and a server certificate for 127.0.0.1 and localhost, with openssl.
-fn make_certificate(dir: &Path) {
-    let openssl = |args: &[&str]| {
-        let out = run(Command::new("openssl").args(args).current_dir(dir));
-        assert!(out.status.success(), "openssl {args:?}: {}", stderr(&out));
-    };
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
-    openssl(
-        &[
-            &["req", "-x509"],
-            &ec[..],
-            &[
-                "-keyout",
-                "ca.key",
-                "-out",
-                "ca.crt",
-                "-days",
-                "2",
-                "-subj",
-                "/CN=ftpsd test CA",
-            ],
-        ]
-        .concat(),
-    );
-    openssl(
-        &[
-            &["req"],
-            &ec[..],
-            &[
-                "-keyout",
-                "tls.key",
-                "-out",
-                "tls.csr",
-                "-subj",
-                "/CN=localhost",
-            ],
-        ]
-        .concat(),
-    );
-    std::fs::write(
-        dir.join("ext.cnf"),
-        "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
-    )
-    .unwrap();
-    openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        "tls.csr",
-        "-CA",
-        "ca.crt",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "tls.crt",
-        "-days",
-        "2",
-        "-extfile",
-        "ext.cnf",
-    ]);
 }
 
 pub fn free_port() -> u16 {
