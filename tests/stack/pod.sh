@@ -74,7 +74,7 @@ for path in "${host_paths[@]}"; do
   mkdir -p "$path"
   mount --bind "$host$path" "$path"
 done
-umount --recursive "$host"
+umount --lazy "$host" # detaches every bind below it too
 rmdir "$host"
 rootfs=$ROOT/docker/$svc/rootfs
 for top in /run /tmp; do
