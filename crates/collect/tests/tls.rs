@@ -20,77 +20,17 @@ grafana_http_request_duration_seconds_count{handler=\"/api/health\",method=\"GET
 grafana_http_request_duration_seconds_sum{handler=\"/api/health\",method=\"GET\",status_code=\"200\"} 0.25\n\
 grafana_stat_totals_dashboard 7\n";
 
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("run openssl");
-    assert!(out.status.success(), "openssl {args:?}: {out:?}");
-}
-
-/// ca.crt, and tls.crt/tls.key for DNS:grafana and an address other than
-/// loopback, signed by the CA.
-fn make_pki(dir: &Path) {
-    openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=test ca",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.crt",
-        ],
-    );
-    openssl(
-        dir,
-        &[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-subj",
-            "/CN=grafana",
-            "-keyout",
-            "tls.key",
-            "-out",
-            "tls.csr",
-        ],
-    );
-    std::fs::write(
-        dir.join("ext.cnf"),
-        "subjectAltName=DNS:grafana,DNS:grafana.default.svc,IP:192.0.2.10\n\
-         basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
-    )
-    .unwrap();
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "tls.csr",
-            "-CA",
-            "ca.crt",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-extfile",
-            "ext.cnf",
-            "-out",
-            "tls.crt",
-        ],
-    );
+/// A throw-away CA, and a certificate it signs for DNS:grafana and an
+/// address other than loopback.
+fn make_pki() -> (testbed::tls::TestCa, testbed::tls::Certificate) {
+    let pki = testbed::tls::TestCa::new("test ca").unwrap();
+    let certificate = pki
+        .issue(
+            &["grafana", "grafana.default.svc"],
+            &[std::net::Ipv4Addr::new(192, 0, 2, 10).into()],
+        )
+        .unwrap();
+    (pki, certificate)
 }
 
 fn config(influx: &str, service: &str, url: &str, tls: &str) -> String {
@@ -126,17 +66,19 @@ fn prometheus_points(influx: &str, service: &str) -> Vec<serde_json::Map<String,
 
 #[test]
 fn scrapes_https_with_ca_file_and_server_name_and_fails_without() {
-    let pki = tempfile::tempdir().unwrap();
-    let d = pki.path();
-    make_pki(d);
+    let (pki, certificate) = make_pki();
+    let files = tempfile::tempdir().unwrap();
+    let d = files.path();
     std::fs::write(d.join("metrics"), METRICS).unwrap();
     let port = testbed::free_port().unwrap();
     let nginx = testbed::web::Nginx::start(
         port,
         &format!(
             "server {{\n  listen 127.0.0.1:{port} ssl;\n\
-             ssl_certificate {d}/tls.crt;\n  ssl_certificate_key {d}/tls.key;\n\
+             ssl_certificate {cert};\n  ssl_certificate_key {key};\n\
              location = /metrics {{ default_type text/plain; alias {d}/metrics; }}\n}}\n",
+            cert = certificate.cert.display(),
+            key = certificate.key.display(),
             d = d.display()
         ),
     )
@@ -144,7 +86,7 @@ fn scrapes_https_with_ca_file_and_server_name_and_fails_without() {
     let influx = testbed::Influxdb::start().unwrap();
     let i = influx.url();
     let url = format!("https://127.0.0.1:{port}/metrics");
-    let ca = d.join("ca.crt");
+    let ca = pki.ca_cert();
     let ca = ca.display();
 
     let good = Collect::start(&config(
@@ -273,8 +215,8 @@ fn a_bad_ca_file_stops_collect_naming_key_and_path() {
     }
 
     // server_name with a URL naming a host rather than an address.
-    let ok_ca = dir.path().join("ca.crt");
-    make_pki(dir.path());
+    let (pki, _) = make_pki();
+    let ok_ca = pki.ca_cert();
     let path = dir.path().join("named.toml");
     std::fs::write(
         &path,
