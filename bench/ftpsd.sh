@@ -200,6 +200,7 @@ V_PSS=$(sed -E 's/.*pss_kib=([0-9]+).*/\1/' <<<"$V_MEM")
 F_PSS=$(sed -E 's/.*pss_kib=([0-9]+).*/\1/' <<<"$F_MEM")
 
 echo
+# shellcheck source=/dev/null
 echo "machine: $(nproc) cores, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1), $(. /etc/os-release && echo "$PRETTY_NAME")"
 echo "vsftpd $(dpkg-query -W -f='${Version}' vsftpd), curl $(curl --version | head -1 | cut -d' ' -f2)"
 printf '%-34s %12s %12s %8s\n' "measure" "vsftpd" "ftpsd" "ratio"
