@@ -62,16 +62,21 @@ def get(url: str, **kw) -> requests.Response:
     return session().get(url, **kw)
 
 
+def expect_https_redirect(authority: str, path: str) -> str:
+    """Plain HTTP on http://AUTHORITY answers 301 to the same URL over https."""
+    r = get(f"http://{authority}{path}")
+    expect(r.status_code == 301, f"http://{authority}/ answered {r.status_code}")
+    loc = r.headers.get("Location")
+    expect(loc == f"https://{authority}{path}", f"Location {loc}")
+    return f"301 -> {loc}"
+
+
 # --- 1. the nginx front ----------------------------------------------------------
 
 
 @phase("web")
 def http_redirects_to_https() -> str:
-    r = get(f"http://{LB}/some/page?x=1")
-    expect(r.status_code == 301, f"http://LB/ answered {r.status_code}")
-    loc = r.headers.get("Location")
-    expect(loc == f"https://{LB}/some/page?x=1", f"Location {loc}")
-    return f"301 -> {loc}"
+    return expect_https_redirect(LB, "/some/page?x=1")
 
 
 @phase("web")
@@ -131,11 +136,7 @@ def wp_login(login: str, password: str) -> requests.Session:
 
 @phase("wordpress")
 def wordpress_plain_http_redirects_to_https() -> str:
-    r = get(f"http://{LB}:5050/?p=1")
-    expect(r.status_code == 301, f"http://LB:5050/ answered {r.status_code}")
-    loc = r.headers.get("Location")
-    expect(loc == f"https://{LB}:5050/?p=1", f"Location {loc}")
-    return f"301 -> {loc}"
+    return expect_https_redirect(f"{LB}:5050", "/?p=1")
 
 
 @phase("wordpress")
@@ -215,11 +216,7 @@ def pma_lists_wordpress_db(base: str) -> None:
 
 @phase("phpmyadmin")
 def phpmyadmin_plain_http_redirects_to_https() -> str:
-    r = get(f"http://{LB}:5000/index.php?x=1")
-    expect(r.status_code == 301, f"http://LB:5000/ answered {r.status_code}")
-    loc = r.headers.get("Location")
-    expect(loc == f"https://{LB}:5000/index.php?x=1", f"Location {loc}")
-    return f"301 -> {loc}"
+    return expect_https_redirect(f"{LB}:5000", "/index.php?x=1")
 
 
 @phase("phpmyadmin")
