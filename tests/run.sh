@@ -73,17 +73,20 @@ step_manifests() { tests/policy/manifests.sh; }
 # setup.sh driven end to end against fake minikube/docker/kubectl.
 step_setup_flow() { python3 -m pytest -q -p no:cacheprovider tests/policy/test_setup_flow.py; }
 
-# Every Dockerfile, with the ignored rules (and why) in docker/.hadolint.yaml.
-step_hadolint() {
+# Every Dockerfile: hadolint (ignored rules, and why, in docker/.hadolint.yaml),
+# then what a build would fetch (tests/policy/test_dockerfiles.py).
+step_dockerfiles() {
   local files
   mapfile -t files < <(git ls-files 'docker/*Dockerfile')
   hadolint --config docker/.hadolint.yaml "${files[@]}"
+  python3 -m pytest -q -p no:cacheprovider tests/policy/test_dockerfiles.py
 }
 
-# Every image's processes on this host, one network namespace per pod (README.md).
-step_stack() { tests/stack/run.sh; }
+# Every image's processes on this host, one network namespace per pod, then
+# the same from other places a checkout may live (README.md).
+step_stack() { tests/stack/run.sh && tests/stack/locations.sh; }
 
-steps=(fmt clippy shellcheck rust manifests setup_flow hadolint stack)
+steps=(fmt clippy shellcheck rust manifests setup_flow dockerfiles stack)
 
 main() {
   install_tools

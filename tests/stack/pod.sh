@@ -2,7 +2,7 @@
 # One start of one pod of the stack test, the stand-in for a container start.
 #
 # stack.py runs it as
-#   ip netns exec ft-<svc> unshare --mount --pid --uts --fork --kill-child \
+#   ip netns exec ft-<svc> unshare --mount --pid --uts --cgroup --fork --kill-child \
 #     --propagation private bash tests/stack/pod.sh <svc>
 # so it is PID 1 of a fresh PID namespace with a private copy of the host's
 # mounts, inside the pod's network namespace. It builds the container's view
@@ -16,15 +16,16 @@
 #                          a scratch directory that is new on every start
 #                          (a container's writable layer)
 #   /run, /tmp             fresh tmpfs
-#   /run/secrets/<secret>  the pod's secrets, read-only, mode 0444
+#   secret volumes         the manifest's, laid out as the kubelet does
+#                          (stack.py), read-only tmpfs at their mountPath
 #   volumes                persistent directories bind-mounted (the PVCs)
 #   path map               tests/stack/pathmap.txt (Alpine path -> Debian path)
 #   users                  the image's users absent on Debian (POD_USERS),
 #                          created in the overlay's /etc/passwd
 #
 # Environment (from stack.py): ROOT, POD_DIR, POD_NAME, TARGET_DIR,
-# HOSTS_FILE, SECRETS_DIR, POD_SECRETS ("secret[:key,key] ..."), POD_VOLUMES
-# ("path=dir ..."), POD_USERS ("name[:home:shell] ..."), POD_CONFIG (the
+# HOSTS_FILE, POD_SECRET_VOLUMES ("path=staged-dir=mode=gid ..."), POD_VOLUMES
+# ("path=dir ..."), POD_CGROUPS (the cgroup hierarchies to mount), POD_USERS ("name[:home:shell] ..."), POD_CONFIG (the
 # supervise.toml to install), POD_ENV_FILE (the container's environment, one
 # VAR=value a line), POD_NO_NEW_PRIVS (non-empty: the manifest forbids
 # privilege escalation) and POD_CAPABILITIES (the manifest's added
@@ -38,7 +39,7 @@ svc=$1
 # host's view of each of them under a private tmpfs first, build the view
 # from there, and bind them back at their own paths once it is built, so a
 # volume or a secret is always the host's real directory.
-host_paths=("$ROOT" "$TARGET_DIR" "$POD_DIR" "$SECRETS_DIR" "$(dirname "$HOSTS_FILE")")
+host_paths=("$ROOT" "$TARGET_DIR" "$POD_DIR" "$(dirname "$HOSTS_FILE")")
 for spec in $POD_VOLUMES; do host_paths+=("${spec#*=}"); done
 mount -t tmpfs -o mode=0755 tmpfs /run
 host=/run/.host
@@ -49,7 +50,11 @@ for path in "${host_paths[@]}"; do
   mount --bind "$path" "$host$path"
 done
 
-rootfs=$host$ROOT/docker/$svc/rootfs
+# A copy of the image's rootfs/ on the private tmpfs: overlayfs refuses a
+# lower layer that lies inside another one (ELOOP), which the checkout's
+# own rootfs/ would be under /var or /usr.
+rootfs=$host/image-rootfs
+cp -a "$host$ROOT/docker/$svc/rootfs" "$rootfs"
 scratch=$host$POD_DIR/scratch
 
 rm -rf "$scratch"
@@ -94,15 +99,21 @@ while read -r alpine debian; do
     mkdir -p "$alpine"
     if [[ -d $rootfs$alpine ]]; then overlay "$alpine" "$rootfs$alpine" "$debian"; else overlay "$alpine" "$debian"; fi
   else
+    # A bind mount, not a symbolic link: the pod's users reach the file
+    # through the image's path even when the checkout's parents are private.
     mkdir -p "$(dirname "$alpine")"
-    ln -sfn "$debian" "$alpine"
+    rm -f "$alpine"
+    touch "$alpine"
+    mount --bind "$debian" "$alpine"
   fi
 done < "$ROOT/tests/stack/pathmap.txt"
 
 # File capabilities the Dockerfile sets (`setcap CAPS PATH`), on a copy.
 while read -r caps path; do
-  [[ -L $path ]] || continue
-  cp --remove-destination "$(readlink -f "$path")" "$path"
+  mountpoint -q "$path" || continue
+  cp "$path" "$POD_DIR/scratch/setcap-copy"
+  umount "$path"
+  cp --remove-destination "$POD_DIR/scratch/setcap-copy" "$path"
   setcap "$caps" "$path"
 done < <(sed -n 's/.*setcap \([^ ]*\) \(\/[^ ]*\).*/\1 \2/p' "$ROOT/docker/$svc/Dockerfile")
 
@@ -120,22 +131,17 @@ for spec in $POD_USERS; do
   fi
 done
 
-# Secrets and volumes.
-# As the kubelet materialises a Secret volume: read-only, files mode 0444
-# (the manifests' defaultMode), only the listed keys when items are given.
-for spec in $POD_SECRETS; do
-  secret=${spec%%:*}
-  mkdir -p "/run/secrets/$secret"
-  mount -t tmpfs -o mode=0755,size=1m tmpfs "/run/secrets/$secret"
-  if [[ $spec == *:* ]]; then
-    IFS=, read -r -a keys <<< "${spec#*:}"
-  else
-    mapfile -t keys < <(ls "$SECRETS_DIR/$secret")
-  fi
-  for key in "${keys[@]}"; do
-    install -m 0444 "$SECRETS_DIR/$secret/$key" "/run/secrets/$secret/$key"
-  done
-  mount -o remount,ro "/run/secrets/$secret"
+# Secret volumes as the kubelet makes them: a tmpfs (mode 1777, or the
+# fsGroup's variant) holding the atomic writer's layout that stack.py staged
+# (..<time>/ with each file's mode, ..data, one link per name), read-only.
+for spec in $POD_SECRET_VOLUMES; do
+  IFS='=' read -r path staged mode gid <<< "$spec"
+  mkdir -p "$path"
+  mount -t tmpfs -o "mode=$mode,gid=$gid,size=1m" tmpfs "$path"
+  cp -a "$staged/." "$path/"
+  chown "0:$gid" "$path" # cp -a gave it the staging directory's
+  chmod "$mode" "$path"
+  mount -o remount,ro,bind "$path"
 done
 for spec in $POD_VOLUMES; do
   path=${spec%%=*}
@@ -144,6 +150,20 @@ for spec in $POD_VOLUMES; do
 done
 
 mount -t proc proc /proc
+# The pod's cgroup (stack.py made it, with the manifest's limits, and rooted
+# this cgroup namespace there), read-only at /sys/fs/cgroup as under Docker.
+for options in $POD_CGROUPS; do
+  if [[ $options == cgroup2 ]]; then
+    mount -t cgroup2 -o ro cgroup2 /sys/fs/cgroup
+    continue
+  fi
+  mountpoint -q /sys/fs/cgroup || mount -t tmpfs -o mode=0755 cgroup /sys/fs/cgroup
+  mkdir -p "/sys/fs/cgroup/$options"
+  mount -t cgroup -o "ro,$options" cgroup "/sys/fs/cgroup/$options"
+  if [[ $options == *,* ]]; then # e.g. cpu,cpuacct: each name links to it
+    for controller in ${options//,/ }; do ln -s "$options" "/sys/fs/cgroup/$controller"; done
+  fi
+done
 hostname "$POD_NAME" # its own UTS namespace, like a pod
 
 mapfile -t container_env < "$POD_ENV_FILE"

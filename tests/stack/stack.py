@@ -35,6 +35,9 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from manifests import Cluster, Pod as PodManifest
+from sandbox import PodCgroup, lay_out_secret_volume, provision_volume
+
 ROOT = Path(__file__).resolve().parents[2]
 WORK = Path(os.environ.get("STACK_WORK", ROOT / "tests/.work/stack"))
 TARGET_DIR = Path(
@@ -45,76 +48,45 @@ SUBNET = "10.77.0"
 LB_IP = f"{SUBNET}.100"
 CLIENT_IP = f"{SUBNET}.200"
 NS_PREFIX = "ft-"
-PASSIVE_PORTS = (30000, 30019)
 
 
 @dataclass
 class PodSpec:
+    """What the manifests cannot say about a pod of this test."""
+
     service: str
     ip: str
-    secrets: list[str]
-    volumes: dict[str, str] = field(default_factory=dict)  # path in pod -> volume name
     users: list[str] = field(default_factory=list)  # Alpine users Debian lacks
     # Programs of the image's supervise.toml that cannot run here.
     absent_programs: list[str] = field(default_factory=list)
 
 
-# Most pods get only collect's key of ft-influxdb.
-COLLECT_SECRET = "ft-influxdb:collect-password"
-
-# What k8s/ gives each pod (its Secrets, its PVCs), and the users of the image
-# that Debian's packages do not create.
+# Each pod's address on the test network, and the users of its image that
+# Debian's packages do not create. Volumes, Secrets, environment, sandbox and
+# probes come from the rendered manifests (manifests.py).
 PODS = {
     p.service: p
     for p in [
-        PodSpec("mysql", f"{SUBNET}.11", ["ft-mysql", COLLECT_SECRET], {"/var/lib/mysql": "mysql"}),
-        PodSpec("influxdb", f"{SUBNET}.12", ["ft-influxdb"], {"/var/lib/influxdb": "influxdb"}),
-        PodSpec(
-            "phpmyadmin",
-            f"{SUBNET}.13",
-            ["ft-tls", "ft-mysql", COLLECT_SECRET],
-            users=["nginx"],
-        ),
-        PodSpec(
-            "wordpress",
-            f"{SUBNET}.14",
-            ["ft-tls", "ft-mysql", "ft-wordpress", COLLECT_SECRET],
-            users=["nginx"],
-        ),
-        PodSpec(
-            "nginx",
-            f"{SUBNET}.15",
-            ["ft-tls", "ft-ssh", COLLECT_SECRET],
-            users=["nginx", "ft:/home/ft:/bin/sh"],
-        ),
-        PodSpec(
-            "ftps",
-            f"{SUBNET}.16",
-            ["ft-tls", "ft-ftps", COLLECT_SECRET],
-            {"/var/lib/ftps": "ftps"},
-            users=["ftps"],
-        ),
-        PodSpec(
-            "grafana",
-            f"{SUBNET}.17",
-            ["ft-tls", "ft-influxdb:grafana-password,collect-password", "ft-grafana"],
-            users=["grafana"],
-            absent_programs=["grafana"],
-        ),
+        PodSpec("mysql", f"{SUBNET}.11"),
+        PodSpec("influxdb", f"{SUBNET}.12", users=["influxdb"]),
+        PodSpec("phpmyadmin", f"{SUBNET}.13", users=["nginx"]),
+        PodSpec("wordpress", f"{SUBNET}.14", users=["nginx"]),
+        PodSpec("nginx", f"{SUBNET}.15", users=["nginx", "ft:/home/ft:/bin/sh"]),
+        PodSpec("ftps", f"{SUBNET}.16", users=["ftps"]),
+        PodSpec("grafana", f"{SUBNET}.17", users=["grafana"], absent_programs=["grafana"]),
     ]
 }
 
-# The LoadBalancer Services: port -> service (all on the one LB address).
-LB_PORTS = {
-    "80": "nginx",
-    "443": "nginx",
-    "22": "nginx",
-    "5050": "wordpress",
-    "5000": "phpmyadmin",
-    "3000": "grafana",
-    "21": "ftps",
-    f"{PASSIVE_PORTS[0]}-{PASSIVE_PORTS[1]}": "ftps",
-}
+# The rendered manifests; set by run() before any pod starts.
+CLUSTER: Cluster | None = None
+
+
+def cluster() -> Cluster:
+    global CLUSTER
+    if CLUSTER is None:
+        WORK.mkdir(parents=True, exist_ok=True)
+        CLUSTER = Cluster.render(LB_IP, WORK)
+    return CLUSTER
 
 
 def log(msg: str) -> None:
@@ -152,12 +124,36 @@ def attach(ns: str, ip: str, index: int) -> None:
     ns_exec(ns, "ip", "link", "set", "eth0", "up")
 
 
+def port_ranges(ports: list[int]) -> list[str]:
+    """nft's notation of a set of ports: consecutive ones as ranges."""
+    out, ports = [], sorted(ports)
+    start = prev = ports[0]
+    for p in ports[1:] + [None]:
+        if p is not None and p == prev + 1:
+            prev = p
+            continue
+        out.append(str(start) if start == prev else f"{start}-{prev}")
+        if p is not None:
+            start = prev = p
+    return out
+
+
 def lb_ruleset() -> str:
-    rules = []
-    for port, service in LB_PORTS.items():
-        rules.append(
-            f"    ip daddr {LB_IP} tcp dport {port} dnat to {PODS[service].ip}"
-        )
+    """kube-proxy for the LoadBalancer Services (externalTrafficPolicy Cluster).
+
+    Every Service port of the load balancer's address is DNATed to its pod,
+    and the source is masqueraded to the address: as behind MetalLB with the
+    Cluster policy, every client reaches a pod from one address.
+    """
+    by_service: dict[str, list[int]] = {}
+    for sp in cluster().load_balancer_ports:
+        if sp.port != sp.target_port:
+            raise SystemExit(f"{sp.service}: port {sp.port} -> {sp.target_port}: not supported here")
+        by_service.setdefault(sp.service, []).append(sp.port)
+    rules = [
+        f"    ip daddr {LB_IP} tcp dport {{ {', '.join(port_ranges(ports))} }} dnat to {PODS[svc].ip}"
+        for svc, ports in by_service.items()
+    ]
     return (
         "table ip lb {\n"
         "  chain prerouting {\n"
@@ -267,52 +263,38 @@ class Pod:
         self.stopping = False
         self.lock = threading.Lock()
         self.thread = threading.Thread(target=self.loop, name=spec.service, daemon=True)
-        self.failures = 0
         self.started_at = 0.0
         self.started_wall = 0.0
-        self.was_healthy = False
+        self.on_start = lambda: None  # set by the Kubelet: tells the prober
+        self.cgroup = PodCgroup(f"{NS_PREFIX}stack-{spec.service}")
 
-    def manifest(self) -> dict:
-        """What k8s/<service>/deployment.yaml asks of the pod's sandbox."""
-        import yaml
-
-        path = ROOT / "k8s" / self.spec.service / "deployment.yaml"
-        pod = yaml.safe_load(path.read_text())["spec"]["template"]["spec"]
-        (container,) = pod["containers"]
-        security = container.get("securityContext", {})
-        caps = security.get("capabilities", {})
-        empty_dirs = {v["name"] for v in pod.get("volumes", []) if "emptyDir" in v}
-        return {
-            # Literal values only: LB_IP, SERVICE and POD_NAME come from a
-            # ConfigMap and the downward API, set below as the cluster would.
-            "env": [f"{e['name']}={e['value']}" for e in container.get("env", []) if "value" in e],
-            "empty_dirs": [m["mountPath"] for m in container.get("volumeMounts", []) if m["name"] in empty_dirs],
-            "sysctls": {s["name"]: str(s["value"]) for s in pod.get("securityContext", {}).get("sysctls", [])},
-            "no_new_privs": security.get("allowPrivilegeEscalation") is False,
-            # With drop ALL, the container has exactly the added capabilities.
-            "capabilities": caps.get("add", []) if "ALL" in caps.get("drop", []) else None,
-        }
+    @property
+    def manifest(self) -> PodManifest:
+        """What k8s/<service>/deployment.yaml asks of the node, as rendered."""
+        return cluster().pods[self.spec.service]
 
     def env(self) -> dict[str, str]:
+        m = self.manifest
         volumes = []
-        for path, name in self.spec.volumes.items():
-            vol = WORK / "volumes" / name
-            vol.mkdir(parents=True, exist_ok=True)
-            volumes.append(f"{path}={vol}")
+        for path, claim in m.claims.items():
+            volumes.append(f"{path}={provision_volume(WORK / 'volumes' / claim)}")
         # An emptyDir lives as long as the pod, across its container's restarts.
-        for path in self.manifest()["empty_dirs"]:
+        for path in m.empty_dirs:
             vol = self.dir / "empty-dirs" / path.strip("/").replace("/", "_")
-            vol.mkdir(parents=True, exist_ok=True)
+            if not vol.exists():
+                vol.mkdir(parents=True)
+                vol.chmod(0o777)  # the kubelet's emptyDir mode
             volumes.append(f"{path}={vol}")
-        pod_name = f"{self.spec.service}-0"
+        secret_volumes = []
+        for sv in m.secret_volumes:
+            staged = self.dir / "secret-volumes" / sv.name
+            mode, gid = lay_out_secret_volume(sv, SECRETS_DIR / sv.secret, staged, m.fs_group)
+            secret_volumes.append(f"{sv.mount_path}={staged}={mode:o}={gid}")
         container_env = [
             "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-            f"LB_IP={LB_IP}",
-            f"SERVICE={self.spec.service}",
-            f"POD_NAME={pod_name}",
-            f"HOSTNAME={pod_name}",
+            f"HOSTNAME={m.env['POD_NAME']}",
             *dockerfile_env(self.spec.service),
-            *self.manifest()["env"],
+            *(f"{k}={v}" for k, v in m.env.items()),
         ]
         env_file = self.dir / "env"
         env_file.write_text("".join(f"{e}\n" for e in container_env))
@@ -320,19 +302,18 @@ class Pod:
             "PATH": os.environ["PATH"],
             "ROOT": str(ROOT),
             "POD_DIR": str(self.dir),
-            "POD_NAME": pod_name,
+            "POD_NAME": m.env["POD_NAME"],
             "TARGET_DIR": str(TARGET_DIR),
             "HOSTS_FILE": str(WORK / "hosts"),
-            "SECRETS_DIR": str(SECRETS_DIR),
-            "POD_SECRETS": " ".join(self.spec.secrets),
+            "POD_SECRET_VOLUMES": " ".join(secret_volumes),
             "POD_VOLUMES": " ".join(volumes),
             "POD_USERS": " ".join(self.spec.users),
             "POD_CONFIG": str(supervise_config(self.spec, self.dir / "supervise.toml")),
             "POD_ENV_FILE": str(env_file),
-            "POD_NO_NEW_PRIVS": "1" if self.manifest()["no_new_privs"] else "",
-            "POD_CAPABILITIES": ",".join(
-                f"+{c.lower()}" for c in self.manifest()["capabilities"] or []
-            ) if self.manifest()["capabilities"] is not None else "",
+            "POD_CGROUPS": self.cgroup.mounts(),
+            "POD_NO_NEW_PRIVS": "1" if m.no_new_privs else "",
+            "POD_CAPABILITIES": ",".join(f"+{c.lower()}" for c in m.capabilities)
+            if m.capabilities is not None else "",
         }
 
     def start(self) -> None:
@@ -340,20 +321,20 @@ class Pod:
             if self.stopping:
                 return
             # The pod's sysctls (all of them network ones, so per namespace).
-            for name, value in self.manifest()["sysctls"].items():
+            for name, value in self.manifest.sysctls.items():
                 ns_exec(self.ns, "sysctl", "-qw", f"{name}={value}")
             self.starts += 1
-            self.failures = 0
             self.started_at = time.monotonic()
             self.started_wall = time.time()
-            self.was_healthy = False
+            self.on_start()
+            self.cgroup.create(self.manifest)
             out = open(self.log_path, "a")
             out.write(f"--- start {self.starts} at {time.strftime('%H:%M:%S')}\n")
             out.flush()
             self.proc = subprocess.Popen(
                 [
                     "ip", "netns", "exec", self.ns,
-                    "unshare", "--mount", "--pid", "--uts", "--fork", "--kill-child",
+                    "unshare", "--mount", "--pid", "--uts", "--cgroup", "--fork", "--kill-child",
                     "--propagation", "private",
                     "bash", str(ROOT / "tests/stack/pod.sh"), self.spec.service,
                 ],
@@ -361,6 +342,7 @@ class Pod:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
+                preexec_fn=self.cgroup.join,
             )
             out.close()
 
@@ -371,6 +353,7 @@ class Pod:
             if proc is None:
                 return
             rc = proc.wait()
+            self.cgroup.remove()
             with self.lock:
                 self.exits.append(rc)
             if self.stopping:
@@ -379,11 +362,27 @@ class Pod:
             # CrashLoopBackOff, shortened.
             time.sleep(1 if time.monotonic() - self.started_at > 20 else 3)
 
-    def kill(self) -> None:
-        """The container dies: SIGKILL to unshare takes its PID namespace down."""
+    def kill(self, grace: float = 0) -> None:
+        """The container is killed: SIGTERM to its PID 1 first when there is a
+        grace period (as the kubelet does after a failed liveness probe), then
+        SIGKILL to unshare, which takes the PID namespace down."""
+        proc = self.proc
+        if proc is None or proc.poll() is not None:
+            return
+        pid = self.init_pid()
+        if grace and pid:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                proc.wait(grace)
+                return
+            except subprocess.TimeoutExpired:
+                pass
         with self.lock:
-            if self.proc and self.proc.poll() is None:
-                self.proc.kill()
+            if proc.poll() is None:
+                proc.kill()
 
     def init_pid(self) -> int | None:
         """Host pid of the pod's PID 1 (supervise), the child of unshare."""
@@ -424,22 +423,38 @@ class Pod:
 
 
 class Kubelet:
-    """All pods, plus the prober running in ft-client."""
+    """All pods, plus the prober running in ft-client (probe.py)."""
 
     def __init__(self, services: list[str]):
         self.pods = {s: Pod(PODS[s]) for s in services}
         self.probe_file = WORK / "probes.json"
+        self.starts_file = WORK / "starts.json"
+        self.starts_file.write_text("{}")
+        self.starts_lock = threading.Lock()
+        for pod in self.pods.values():
+            pod.on_start = self.record_starts
         self.prober: subprocess.Popen | None = None
         self.stopping = False
         self.watch = threading.Thread(target=self.liveness, daemon=True)
 
+    def record_starts(self) -> None:
+        with self.starts_lock:
+            starts = {s: p.started_wall for s, p in self.pods.items() if p.starts}
+            tmp = self.starts_file.with_suffix(".tmp")
+            tmp.write_text(json.dumps(starts))
+            tmp.replace(self.starts_file)
+
     def start(self, order: list[list[str]]) -> None:
-        targets = {s: PODS[s].ip for s in self.pods}
+        targets = {
+            s: {"ip": PODS[s].ip, "liveness": p.manifest.liveness.as_dict(),
+                "readiness": p.manifest.readiness.as_dict()}
+            for s, p in self.pods.items()
+        }
         self.prober = subprocess.Popen(
             [
                 "ip", "netns", "exec", f"{NS_PREFIX}client",
                 sys.executable, str(ROOT / "tests/stack/probe.py"),
-                str(self.probe_file), json.dumps(targets),
+                str(self.probe_file), str(self.starts_file), json.dumps(targets),
             ],
             stdin=subprocess.DEVNULL,
         )
@@ -449,39 +464,38 @@ class Kubelet:
                 self.pods[s].thread.start()
             self.wait_ready(group, 180)
 
-    def read_probes(self) -> dict[str, dict[str, bool]]:
+    def read_probes(self) -> dict[str, dict]:
         try:
             return json.loads(self.probe_file.read_text())
         except (OSError, ValueError):
             return {}
 
+    def probe_state(self, service: str) -> dict:
+        """The prober's state of the pod's current container (empty before its first probe)."""
+        st = self.read_probes().get(service, {})
+        return st if st.get("start") == self.pods[service].started_wall else {}
+
+    def observed(self, service: str) -> dict:
+        """supervise's own report (programs, restarts) of the pod's current container."""
+        return self.probe_state(service).get("observed", {})
+
     def liveness(self) -> None:
-        # periodSeconds 2, failureThreshold 3, and a start-up allowance.
+        """Kills a container whose liveness probe failed failureThreshold times in a row."""
+        killed: dict[str, float] = {}  # service -> start of the container killed
         while not self.stopping:
-            time.sleep(2)
-            state = self.read_probes()
+            time.sleep(0.5)
             for name, pod in self.pods.items():
-                if not pod.starts:  # not started yet
+                probe = pod.manifest.liveness
+                if killed.get(name) == pod.started_wall:
                     continue
-                st = state.get(name, {})
-                if st.get("healthz") and st.get("at", 0) > pod.started_wall:
-                    pod.failures = 0
-                    pod.was_healthy = True
-                    continue
-                # Starting up: like initialDelaySeconds, but until healthy once.
-                if not pod.was_healthy and time.monotonic() - pod.started_at < 60:
-                    continue
-                pod.failures += 1
-                if pod.failures >= 3:
-                    log(f"{name}: liveness probe failed 3 times, killing the pod")
-                    pod.failures = 0
-                    pod.kill()
+                if self.probe_state(name).get("live_failures", 0) >= probe.failure_threshold:
+                    log(f"{name}: liveness probe failed {probe.failure_threshold} times, killing the container")
+                    killed[name] = pod.started_wall
+                    threading.Thread(target=pod.kill, args=(pod.manifest.grace_seconds,), daemon=True).start()
 
     def ready(self, service: str) -> bool:
-        """Ready by a probe made after the pod's latest start."""
-        st = self.read_probes().get(service, {})
-        pod = self.pods[service]
-        return bool(st.get("readyz")) and st.get("at", 0) > pod.started_wall
+        """Ready by the latest readiness probe of the current container."""
+        return bool(self.probe_state(service).get("ready"))
 
     def wait_ready(self, services: list[str], timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -561,6 +575,7 @@ def run(services: list[str], phases: list[str]) -> int:
     if (WORK / "volumes").exists():
         shutil.rmtree(WORK / "volumes")
     WORK.mkdir(parents=True, exist_ok=True)
+    log(f"manifests: kubectl kustomize k8s (LB_IP={LB_IP}), {len(cluster().objects)} objects")
     setup_network()
     kubelet = Kubelet(services)
     failed: list[str] = []
@@ -628,10 +643,21 @@ RECHECK = {
 }
 
 
+def wait_observed(kubelet: Kubelet, service: str, after: float, timeout: float = 10) -> dict:
+    """supervise's report of the current container, made after `after` (epoch)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        seen = kubelet.observed(service)
+        if seen.get("at", 0) > after:
+            return seen
+        time.sleep(0.2)
+    return {}
+
+
 def kill_and_recover(kubelet: Kubelet, service: str, program: str) -> bool:
     """kill -9 one program of a pod: supervise must exit non-zero, the pod restart."""
     pod = kubelet.pods[service]
-    report = kubelet.read_probes().get(service, {}).get("programs", [])
+    report = wait_observed(kubelet, service, time.time()).get("programs", [])
     ns_pid = next((p.get("pid") for p in report if p["name"] == program), None)
     pid = host_pid(pod, ns_pid) if ns_pid else None
     if not pid:
@@ -655,7 +681,7 @@ def kill_and_recover(kubelet: Kubelet, service: str, program: str) -> bool:
         log(f"FAIL kill -9 {service}/{program}: supervise exited 0")
         return False
     # supervise counts its starts in the pod's emptyDir: restarts-to-date.
-    restarts = kubelet.read_probes().get(service, {}).get("restarts")
+    restarts = wait_observed(kubelet, service, time.time()).get("restarts")
     if restarts != pod.starts - 1:
         log(f"FAIL kill -9 {service}/{program}: /healthz reports {restarts} restarts, the pod has had {pod.starts - 1}")
         return False
@@ -665,37 +691,70 @@ def kill_and_recover(kubelet: Kubelet, service: str, program: str) -> bool:
 
 
 def hang_and_recover(kubelet: Kubelet, service: str) -> bool:
-    """SIGSTOP the pod's supervise: the liveness probe must fail and the pod be killed."""
+    """SIGSTOP the pod's supervise: its liveness probe must fail failureThreshold
+    times, and the kubelet kill the container (SIGTERM, which a stopped
+    process ignores, then SIGKILL after the grace period) and restart it."""
     pod = kubelet.pods[service]
     pid, starts = pod.init_pid(), pod.starts
     if not pid:
         log(f"FAIL liveness {service}: no supervise")
         return False
+    m = pod.manifest
     os.kill(pid, signal.SIGSTOP)
-    deadline = time.monotonic() + 60
-    while pod.starts == starts and time.monotonic() < deadline:
+    stopped = time.monotonic()
+    budget = (m.liveness.failure_threshold + 1) * (m.liveness.period + m.liveness.timeout) + m.grace_seconds + 10
+    while pod.starts == starts and time.monotonic() < stopped + budget:
         time.sleep(0.2)
     if pod.starts == starts:
-        log(f"FAIL liveness {service}: a hung supervise was not restarted")
+        log(f"FAIL liveness {service}: a hung supervise was not restarted within {budget:.0f} s")
+        return False
+    took = time.monotonic() - stopped
+    # It must not have been killed before failureThreshold probes could fail.
+    earliest = (m.liveness.failure_threshold - 1) * m.liveness.period
+    if took < earliest:
+        log(f"FAIL liveness {service}: killed after {took:.0f} s, before {m.liveness.failure_threshold} probes could fail")
         return False
     try:
         kubelet.wait_ready([service], 120)
     except TimeoutError as e:
         log(f"FAIL liveness {service}: {e}")
         return False
-    log(f"PASS liveness {service}: hung supervise failed its probe, pod killed and restarted")
+    log(f"PASS liveness {service}: hung supervise failed {m.liveness.failure_threshold} probes "
+        f"(every {m.liveness.period:g} s), killed after {took:.0f} s and restarted")
     return client(*RECHECK[service])
 
 
+def long_running_programs(spec: PodSpec) -> list[str]:
+    """The services (not oneshots) of the image's supervise.toml that run here."""
+    config = tomllib.loads((ROOT / "docker" / spec.service / "supervise.toml").read_text())
+    return [p["name"] for p in config.get("program", [])
+            if p.get("kind", "service") == "service" and p["name"] not in spec.absent_programs]
+
+
 def kill_every_program(kubelet: Kubelet) -> list[str]:
-    """Phase kill-all: each long-running program of each pod in turn."""
+    """Phase kill-all: each long-running program of each pod in turn.
+
+    The list comes from the images' supervise.toml files; supervise must
+    report exactly those as running services, and each is killed once.
+    """
     failed = []
+    expected_total = 0
+    killed = 0
     order = ["mysql", "influxdb"] + [s for s in kubelet.pods if s not in ("mysql", "influxdb")]
     for service in (s for s in order if s in kubelet.pods):
-        report = kubelet.read_probes().get(service, {}).get("programs", [])
-        for program in [p["name"] for p in report if p.get("kind") == "service"]:
+        programs = long_running_programs(PODS[service])
+        expected_total += len(programs)
+        report = wait_observed(kubelet, service, time.time()).get("programs", [])
+        reported = sorted(p["name"] for p in report if p.get("kind") == "service")
+        if reported != sorted(programs):
+            log(f"FAIL kill-all {service}: supervise reports services {reported}, supervise.toml has {sorted(programs)}")
+            failed.append(f"kill:{service}")
+        for program in programs:
+            killed += 1
             if not kill_and_recover(kubelet, service, program):
                 failed.append(f"kill:{service}/{program}")
+    log(f"{'PASS' if killed == expected_total and not failed else 'FAIL'} kill-all: {killed} programs killed, "
+        f"{expected_total} long-running programs in the pods' supervise.toml files")
     return failed
 
 

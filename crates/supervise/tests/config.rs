@@ -284,10 +284,10 @@ fn the_config_comes_from_supervise_config_when_no_flag_is_given() {
 
 #[test]
 fn a_program_runs_as_its_user_with_the_users_groups() {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: switching users needs root");
-        return;
-    }
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "switching users needs root: run the suite as root, as tests/run.sh does"
+    );
     let user = nix::unistd::User::from_name("nobody")
         .unwrap()
         .expect("user nobody");

@@ -79,10 +79,14 @@ command = ["sh", "-c", "sh -c 'sh -c \"while [ ! -e {dir}/go ]; do sleep 0.02; d
 
 #[test]
 fn as_pid_1_of_its_own_pid_namespace_it_reaps_orphans() {
-    if !nix::unistd::geteuid().is_root() || !std::path::Path::new("/usr/bin/unshare").exists() {
-        eprintln!("skipped: needs root and unshare for a PID namespace");
-        return;
-    }
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "a PID namespace needs root: run the suite as root, as tests/run.sh does"
+    );
+    assert!(
+        std::path::Path::new("/usr/bin/unshare").exists(),
+        "unshare (util-linux) is not installed"
+    );
     let dir = tempfile::tempdir().unwrap();
     // Inside the namespace: orphan a child, check that PID 1 adopted it,
     // let it end, and wait until it is gone from /proc (reaped).
