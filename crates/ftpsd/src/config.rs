@@ -6,6 +6,10 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// libunftp waits 15 s for a passive data connection; ftpsd's own wait for
+/// the client's connection and handshake must end before that.
+const MAX_DATA_SETUP_SECONDS: u64 = 14;
+
 /// Default location of the configuration file.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/ftpsd.toml";
 
@@ -40,8 +44,14 @@ pub struct Config {
     pub users_file: PathBuf,
     /// First line sent to a client.
     pub greeting: String,
-    /// Sessions served at once; one more gets `421` and is closed.
+    /// Logged-in sessions at once; one more login gets `421` and is closed.
     pub max_sessions: usize,
+    /// Connections not logged in yet, at once; a new one beyond this evicts
+    /// the oldest (which gets `421`), so they can never hold the slots of
+    /// logged-in users nor keep a new user out.
+    pub max_unauthenticated: usize,
+    /// From connect to a successful `PASS`; then `421` and the connection closes.
+    pub login_timeout_seconds: u64,
     /// A session with no command for this long is closed.
     pub idle_timeout_seconds: u64,
     pub tls: TlsConfig,
@@ -59,6 +69,13 @@ pub struct TlsConfig {
     pub key: PathBuf,
     /// Lowest TLS version accepted: `"1.2"` or `"1.3"` (1.3 is always offered).
     pub min_version: TlsVersion,
+    /// Every data connection must resume the TLS session of its own control
+    /// connection (else `522`), which binds it to that session: behind a
+    /// load balancer that rewrites sources, every client has the same
+    /// address, so the address check binds nothing. `false` accepts clients
+    /// that cannot resume, and lets whoever connects to a session's passive
+    /// port first read its download or write its upload.
+    pub require_session_reuse: bool,
 }
 
 /// A TLS protocol version.
@@ -81,18 +98,34 @@ pub struct PassiveConfig {
     /// IPv4 address announced in PASV replies, e.g. the load balancer's.
     /// Empty: the local address of the client's control connection.
     pub address: String,
+    /// After PASV/EPSV, the client has this long to connect (then `425`).
+    pub connect_timeout_seconds: u64,
+    /// A data connection has this long to finish its TLS handshake (then `425`).
+    pub handshake_timeout_seconds: u64,
 }
 
-/// Failed-login policy.
+/// Failed-login policy (see [`crate::login_guard`]).
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct LoginConfig {
-    /// Every failed login is answered only after this delay.
+    /// A failed login is answered after this delay, doubled with each
+    /// failure in a row of the same account (up to 16 times).
     pub failure_delay_ms: u64,
-    /// This many failures in a row from one client IP lock it out...
+    /// This many failures in a row lock the account out (and the client
+    /// address, with `per_source`)...
     pub max_failures: u32,
-    /// ...for this long; during the lockout every login from that IP fails.
+    /// ...for this long, doubled with each lockout in a row (up to
+    /// `max_lockout_seconds`); meanwhile every login of it fails.
     pub lockout_seconds: u64,
+    pub max_lockout_seconds: u64,
+    /// Also count failures per client address and lock the address out.
+    /// Only where clients keep their own address: behind a load balancer
+    /// that rewrites sources, every client has the same one, and this would
+    /// let anyone lock everybody out.
+    pub per_source: bool,
+    /// Password checks (PBKDF2) running at once; others wait their turn, so
+    /// failed logins cannot take more CPU than this. 0: one per CPU.
+    pub max_concurrent_checks: usize,
     /// A password verified against its PBKDF2 hash is remembered (as an HMAC
     /// under a random per-process key) for this long, so that clients opening
     /// many sessions do not pay the slow hash each time; 0 turns this off.
@@ -108,6 +141,8 @@ impl Default for Config {
             users_file: PathBuf::from("/run/secrets/ft-ftps/users"),
             greeting: "ftpsd ready (FTPS required: AUTH TLS)".to_owned(),
             max_sessions: 100,
+            max_unauthenticated: 64,
+            login_timeout_seconds: 30,
             idle_timeout_seconds: 600,
             tls: TlsConfig::default(),
             passive: PassiveConfig::default(),
@@ -122,6 +157,7 @@ impl Default for TlsConfig {
             cert: PathBuf::from("/run/secrets/ft-tls/tls.crt"),
             key: PathBuf::from("/run/secrets/ft-tls/tls.key"),
             min_version: TlsVersion::V1_2,
+            require_session_reuse: true,
         }
     }
 }
@@ -132,6 +168,8 @@ impl Default for PassiveConfig {
             port_min: 30000,
             port_max: 30019,
             address: String::new(),
+            connect_timeout_seconds: 9,
+            handshake_timeout_seconds: 5,
         }
     }
 }
@@ -142,6 +180,9 @@ impl Default for LoginConfig {
             failure_delay_ms: 1000,
             max_failures: 5,
             lockout_seconds: 300,
+            max_lockout_seconds: 3600,
+            per_source: true,
+            max_concurrent_checks: 0,
             verified_cache_seconds: 300,
         }
     }
@@ -174,6 +215,27 @@ impl Config {
         if self.max_sessions == 0 {
             return Err(ConfigError::Invalid(
                 "max_sessions must be at least 1".into(),
+            ));
+        }
+        if self.max_unauthenticated == 0 || self.login_timeout_seconds == 0 {
+            return Err(ConfigError::Invalid(
+                "max_unauthenticated and login_timeout_seconds must be at least 1".into(),
+            ));
+        }
+        let passive = &self.passive;
+        if passive.connect_timeout_seconds == 0
+            || passive.handshake_timeout_seconds == 0
+            || passive.connect_timeout_seconds + passive.handshake_timeout_seconds
+                > MAX_DATA_SETUP_SECONDS
+        {
+            return Err(ConfigError::Invalid(format!(
+                "passive.connect_timeout_seconds + passive.handshake_timeout_seconds must be 2 to \
+                 {MAX_DATA_SETUP_SECONDS} (libunftp stops waiting for the data connection after 15 s)"
+            )));
+        }
+        if self.login.lockout_seconds > self.login.max_lockout_seconds {
+            return Err(ConfigError::Invalid(
+                "login.lockout_seconds is above login.max_lockout_seconds".into(),
             ));
         }
         if self.idle_timeout_seconds == 0 {
@@ -212,6 +274,18 @@ impl Config {
 
     pub fn lockout(&self) -> Duration {
         Duration::from_secs(self.login.lockout_seconds)
+    }
+
+    pub fn login_timeout(&self) -> Duration {
+        Duration::from_secs(self.login_timeout_seconds)
+    }
+
+    /// How many password checks may run at once.
+    pub fn concurrent_checks(&self) -> usize {
+        match self.login.max_concurrent_checks {
+            0 => std::thread::available_parallelism().map_or(1, usize::from),
+            n => n,
+        }
     }
 }
 
@@ -273,6 +347,9 @@ mod tests {
             "[passive]\nport_min = 10\nport_max = 9",
             "[passive]\naddress = \"not-an-ip\"",
             "max_sessions = 0",
+            "max_unauthenticated = 0",
+            "[passive]\nconnect_timeout_seconds = 10\nhandshake_timeout_seconds = 10",
+            "[login]\nlockout_seconds = 7200",
             "data_root = \"relative\"",
         ] {
             let config: Config = toml::from_str(text).unwrap();

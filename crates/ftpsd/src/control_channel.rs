@@ -1,30 +1,32 @@
-//! TLS for the control and data connections, in front of libunftp.
+//! The control connection, with its TLS, in front of libunftp.
 //!
 //! libunftp 0.24 enforces `PROT P` only for `PASV` (a client sending `PROT C`
 //! and `EPSV`, as curl does, gets a plaintext data connection), unwraps a
 //! failed TLS handshake on a data connection (a panic, which ends the process
 //! in a `panic = "abort"` build) and closes uploads without a TLS
 //! `close_notify` (Python's ftplib then fails). So ftpsd does the TLS itself:
-//! libunftp runs without TLS behind loopback connections, and
+//! libunftp runs without TLS behind loopback connections ([`Loopback`]), and
+//! [`relay`] terminates the control connection's TLS and passes commands
+//! on, answering `AUTH`, `PBSZ`, `PROT` and `FEAT` itself and refusing
+//! everything but `AUTH TLS`, `FEAT`, `NOOP`, `HELP`, `SYST`, `QUIT` before
+//! TLS (`530`), `PROT` other than `P` (`536`), `CCC` (`534`), `PASV`/`EPSV`
+//! before `PROT P` (`521`, RFC 4217) and active mode (`PORT`/`EPRT`, `502`).
 //!
-//! - [`relay`] terminates the control connection's TLS and passes commands
-//!   on, answering `AUTH`, `PBSZ`, `PROT` and `FEAT` itself and refusing
-//!   everything but `AUTH TLS`, `FEAT`, `NOOP`, `HELP`, `SYST`, `QUIT` before
-//!   TLS (`530`), `PROT` other than `P` (`536`), `CCC` (`534`), `PASV`/`EPSV`
-//!   before `PROT P` (`521`, RFC 4217) and active mode (`PORT`/`EPRT`, `502`);
-//! - [`PassiveBinder`] gives libunftp a loopback data listener, opens the real
-//!   passive port itself, accepts only the control connection's client IP,
-//!   does the TLS handshake (same rustls configuration, so the client can
-//!   resume the control connection's session) and pipes the plaintext to
-//!   libunftp; the relay rewrites the port in `227`/`229` replies.
+//! On the way back it rewrites the port of `227`/`229` replies (the data
+//! connections are [`crate::data_channel`]'s), answers a failed data
+//! connection in place of its transfer's final reply, takes a session slot
+//! when libunftp answers `230` ([`crate::admission`]), and ends a connection
+//! that has not logged in by the deadline or was evicted (`421`).
 
+use crate::admission::Gate;
+use crate::data_channel::{DataChannels, DataFailure};
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 
 /// Longest command line accepted (RFC 959 has no limit; paths can be long).
 const MAX_LINE: usize = 8192;
@@ -154,78 +156,191 @@ impl State {
     }
 }
 
-/// Reads one CRLF (or LF) line; `None` at end of stream.
+/// Reads one CRLF (or LF) line; `None` at end of stream. Cancel-safe: what
+/// a cancelled call read stays in `buf` and starts the next call's line.
 async fn read_line<R: AsyncRead + Unpin>(
     reader: &mut BufReader<R>,
     buf: &mut Vec<u8>,
 ) -> std::io::Result<Option<String>> {
-    buf.clear();
-    let n = (&mut *reader)
-        .take(MAX_LINE as u64)
-        .read_until(b'\n', buf)
-        .await?;
-    if n == 0 {
-        return Ok(None);
+    loop {
+        let room = MAX_LINE.saturating_sub(buf.len());
+        if room == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "command line too long",
+            ));
+        }
+        let n = (&mut *reader)
+            .take(room as u64)
+            .read_until(b'\n', buf)
+            .await?;
+        if buf.last() == Some(&b'\n') || (n == 0 && !buf.is_empty()) {
+            let line = String::from_utf8_lossy(buf)
+                .trim_end_matches(['\r', '\n'])
+                .to_owned();
+            buf.clear();
+            return Ok(Some(line));
+        }
+        if n == 0 {
+            return Ok(None);
+        }
     }
-    if buf.last() != Some(&b'\n') && n >= MAX_LINE {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            "command line too long",
-        ));
-    }
-    Ok(Some(
-        String::from_utf8_lossy(buf)
-            .trim_end_matches(['\r', '\n'])
-            .to_owned(),
-    ))
 }
 
 use tokio::io::AsyncReadExt as _;
 
 type SharedWriter<W> = Arc<tokio::sync::Mutex<W>>;
 
-/// Copies libunftp's replies to the client until libunftp closes or `stop` fires.
+/// Where a session's replies stand, for answering failed data connections.
+#[derive(Debug, Default)]
+struct Transfers {
+    /// The passive port of the latest `227`/`229`.
+    current_port: Option<u16>,
+    /// A transfer's `1xx` went out and its final reply has not.
+    awaiting_final: bool,
+    /// A failure of the current port that came before the transfer's `1xx`.
+    stashed: Option<DataFailure>,
+}
+
+impl Transfers {
+    /// A reply line of libunftp's is going out; returns a failure reply to
+    /// send right after it.
+    fn on_reply(&mut self, code: Option<&str>) -> Option<&'static str> {
+        let code = code?;
+        if code.starts_with('1') {
+            self.awaiting_final = true;
+            if let Some(failure) = self.stashed.take() {
+                self.awaiting_final = false;
+                return Some(failure.reply);
+            }
+        } else {
+            self.awaiting_final = false;
+        }
+        None
+    }
+
+    /// A data connection failed; returns the reply to send now, if its
+    /// transfer's `1xx` already went out.
+    fn on_failure(&mut self, failure: DataFailure) -> Option<&'static str> {
+        if self.current_port != Some(failure.port) {
+            return None; // a passive port the client has given up already
+        }
+        if self.awaiting_final {
+            self.awaiting_final = false;
+            return Some(failure.reply);
+        }
+        self.stashed = Some(failure);
+        None
+    }
+
+    fn on_passive(&mut self, port: u16) {
+        *self = Transfers {
+            current_port: Some(port),
+            ..Transfers::default()
+        };
+    }
+}
+
+/// The code of a reply's last line (`"226"` of `226 Done`), `None` for a
+/// continuation line of a multi-line reply.
+fn final_code(line: &[u8]) -> Option<&str> {
+    let code = std::str::from_utf8(line.get(..4)?).ok()?;
+    (code.as_bytes()[..3].iter().all(u8::is_ascii_digit) && code.ends_with(' ')).then(|| &code[..3])
+}
+
+const REPLY_TOO_MANY_SESSIONS: &str = "421 Too many sessions, try again later.";
+
+/// Copies libunftp's replies to the client until libunftp closes or `stop`
+/// fires, with failed data connections answered and logins admitted.
 async fn forward_replies<R, W>(
     mut backend: BufReader<R>,
     client: SharedWriter<W>,
-    channels: Arc<DataChannels>,
+    session: Arc<Session>,
+    mut failures: mpsc::UnboundedReceiver<DataFailure>,
     mut stop: oneshot::Receiver<()>,
-) -> (BufReader<R>, bool)
+) -> (BufReader<R>, mpsc::UnboundedReceiver<DataFailure>, bool)
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
     let mut buf = Vec::with_capacity(256);
+    let mut transfers = Transfers::default();
     loop {
-        tokio::select! {
+        let extra = tokio::select! {
             biased;
-            _ = &mut stop => return (backend, false),
-            read = backend.read_until(b'\n', &mut buf) => {
-                match read {
-                    Ok(0) | Err(_) => return (backend, true),
-                    Ok(_) => {
-                        if let Some(rewritten) = channels.rewrite_passive_reply(&buf) {
-                            buf = rewritten;
-                        }
-                        let mut w = client.lock().await;
-                        if w.write_all(&buf).await.is_err() || w.flush().await.is_err() {
-                            return (backend, true);
-                        }
-                        buf.clear();
-                    }
+            _ = &mut stop => return (backend, failures, false),
+            Some(failure) = failures.recv() => {
+                match transfers.on_failure(failure) {
+                    Some(reply) => reply,
+                    None => continue,
                 }
             }
+            // Cancel-safe: a partial line stays in `buf` for the next round.
+            read = backend.read_until(b'\n', &mut buf) => {
+                match read {
+                    Ok(0) | Err(_) => return (backend, failures, true),
+                    Ok(_) => {}
+                }
+                if let Some((rewritten, port)) = session.channels.rewrite_passive_reply(&buf) {
+                    buf = rewritten;
+                    transfers.on_passive(port);
+                }
+                let code = final_code(&buf).map(str::to_owned);
+                if code.as_deref() == Some("230") && !session.gate.log_in() {
+                    tracing::warn!(client = %session.client_ip, "login refused: too many sessions");
+                    let _ = write_reply(&client, REPLY_TOO_MANY_SESSIONS).await;
+                    return (backend, failures, true);
+                }
+                let mut w = client.lock().await;
+                if w.write_all(&buf).await.is_err() || w.flush().await.is_err() {
+                    return (backend, failures, true);
+                }
+                drop(w);
+                buf.clear();
+                match transfers.on_reply(code.as_deref()) {
+                    Some(reply) => reply,
+                    None => continue,
+                }
+            }
+        };
+        if write_reply(&client, extra).await.is_err() {
+            return (backend, failures, true);
         }
     }
 }
 
-/// Relays one client session. `backend` is libunftp's end of a loopback pair.
+/// What a relayed session shares with its reply forwarder.
+#[derive(Debug)]
+pub struct Session {
+    pub client_ip: std::net::IpAddr,
+    pub channels: Arc<DataChannels>,
+    pub gate: Gate,
+    /// From connect to a successful login.
+    pub login_timeout: Duration,
+}
+
+/// Why the command loop stopped before the client or libunftp ended the session.
+const REPLY_LOGIN_TIMEOUT: &str = "421 Login timeout: log in sooner next time.";
+const REPLY_EVICTED: &str = "421 Too many connections are not logged in; closing the oldest.";
+
+/// Waits for the end of the login window, if the session has not logged in.
+async fn login_deadline(session: &Session, deadline: tokio::time::Instant) -> &'static str {
+    tokio::select! {
+        () = tokio::time::sleep_until(deadline) => REPLY_LOGIN_TIMEOUT,
+        () = session.gate.evicted() => REPLY_EVICTED,
+    }
+}
+
+/// Relays one client session. `backend` is libunftp's end of a loopback pair;
+/// data connection failures arrive on `failures`.
 pub async fn relay(
     client: TcpStream,
     backend: TcpStream,
     tls: Arc<rustls::ServerConfig>,
-    channels: Arc<DataChannels>,
+    session: Arc<Session>,
+    failures: mpsc::UnboundedReceiver<DataFailure>,
 ) -> std::io::Result<()> {
+    let deadline = tokio::time::Instant::now() + session.login_timeout;
     let (backend_read, mut backend_write) = backend.into_split();
     let (client_read, client_write) = client.into_split();
     let mut state = State::default();
@@ -237,7 +352,8 @@ pub async fn relay(
     let mut forwarder = tokio::spawn(forward_replies(
         BufReader::new(backend_read),
         writer.clone(),
-        channels.clone(),
+        session.clone(),
+        failures,
         stop_rx,
     ));
     let mut reader = BufReader::new(client_read);
@@ -245,6 +361,10 @@ pub async fn relay(
         let line = tokio::select! {
             line = read_line(&mut reader, &mut buf) => line?,
             _ = &mut forwarder => return Ok(()),
+            reply = login_deadline(&session, deadline) => {
+                write_reply(&writer, reply).await?;
+                return Ok(());
+            }
         };
         let Some(line) = line else { return Ok(()) };
         match state.judge(&line) {
@@ -262,7 +382,7 @@ pub async fn relay(
     // Take the halves back and upgrade. The client sends nothing until the
     // handshake, so the reader has nothing buffered.
     let _ = stop_tx.send(());
-    let (backend_reader, _closed) = forwarder.await.map_err(std::io::Error::other)?;
+    let (backend_reader, failures, _closed) = forwarder.await.map_err(std::io::Error::other)?;
     if !reader.buffer().is_empty() {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidData,
@@ -276,8 +396,9 @@ pub async fn relay(
         .into_inner()
         .reunite(client_write)
         .map_err(std::io::Error::other)?;
-    let tls_stream = tokio::time::timeout(
-        Duration::from_secs(30),
+    let handshake_until = deadline.min(tokio::time::Instant::now() + Duration::from_secs(30));
+    let tls_stream = tokio::time::timeout_at(
+        handshake_until,
         tokio_rustls::TlsAcceptor::from(tls).accept(client),
     )
     .await
@@ -291,14 +412,24 @@ pub async fn relay(
     let mut forwarder = tokio::spawn(forward_replies(
         backend_reader,
         writer.clone(),
-        channels,
+        session.clone(),
+        failures,
         stop_rx,
     ));
     let mut reader = BufReader::new(tls_read);
     let result = loop {
+        let logged_in = session.gate.logged_in();
         let line = tokio::select! {
             line = read_line(&mut reader, &mut buf) => line,
             _ = &mut forwarder => break Ok(()),
+            reply = login_deadline(&session, deadline), if !logged_in => {
+                if session.gate.logged_in() {
+                    continue; // logged in while the deadline was reached
+                }
+                tracing::info!(client = %session.client_ip, reply, "closing a connection that did not log in");
+                let _ = write_reply(&writer, reply).await;
+                break Ok(());
+            }
         };
         let line = match line {
             Ok(Some(line)) => line,
@@ -307,6 +438,11 @@ pub async fn relay(
         };
         match state.judge(&line) {
             Verdict::Forward => {
+                if let Some(verb) = line.split_whitespace().next() {
+                    session
+                        .channels
+                        .command_forwarded(&verb.to_ascii_uppercase());
+                }
                 let sent = async {
                     backend_write.write_all(line.as_bytes()).await?;
                     backend_write.write_all(b"\r\n").await
@@ -340,229 +476,10 @@ async fn write_reply<W: AsyncWrite + Unpin>(
     w.flush().await
 }
 
-/// One session's data connections: which loopback port of libunftp stands
-/// behind which public passive port.
-#[derive(Debug)]
-pub struct DataChannels {
-    /// Only this address may open the session's data connections.
-    client_ip: IpAddr,
-    /// Address the passive ports are opened on (where the client reached us).
-    listen_ip: IpAddr,
-    tls: Arc<rustls::ServerConfig>,
-    /// libunftp's loopback port -> public port.
-    ports: Mutex<HashMap<u16, u16>>,
-}
-
-/// How long a client has to open a data connection and finish its handshake.
-const DATA_CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
-/// Copy buffer per direction of a data connection.
-const DATA_BUFFER: usize = 256 * 1024;
-
-impl DataChannels {
-    pub fn new(client_ip: IpAddr, listen_ip: IpAddr, tls: Arc<rustls::ServerConfig>) -> Arc<Self> {
-        Arc::new(Self {
-            client_ip,
-            listen_ip,
-            tls,
-            ports: Mutex::new(HashMap::new()),
-        })
-    }
-
-    /// Replaces libunftp's loopback port in a `227` or `229` reply by the public one.
-    fn rewrite_passive_reply(&self, line: &[u8]) -> Option<Vec<u8>> {
-        let text = std::str::from_utf8(line).ok()?;
-        let map = |internal: u16| {
-            self.ports
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .remove(&internal)
-        };
-        if text.starts_with("227 ") {
-            // 227 Entering Passive Mode (h1,h2,h3,h4,p1,p2)
-            let open = text.find('(')?;
-            let close = text[open..].find(')')? + open;
-            let numbers: Vec<u16> = text[open + 1..close]
-                .split(',')
-                .map(|n| n.trim().parse().ok())
-                .collect::<Option<_>>()?;
-            let [h1, h2, h3, h4, p1, p2] = numbers[..] else {
-                return None;
-            };
-            let public = map(p1 * 256 + p2)?;
-            return Some(
-                format!(
-                    "{}({h1},{h2},{h3},{h4},{},{}){}",
-                    &text[..open],
-                    public / 256,
-                    public % 256,
-                    &text[close + 1..]
-                )
-                .into_bytes(),
-            );
-        }
-        if text.starts_with("229 ") {
-            // 229 Entering Extended Passive Mode (|||port|)
-            let open = text.find("(|||")?;
-            let close = text[open..].find("|)")? + open;
-            let public = map(text[open + 4..close].parse().ok()?)?;
-            return Some(
-                format!("{}(|||{public}|){}", &text[..open], &text[close + 2..]).into_bytes(),
-            );
-        }
-        None
-    }
-
-    /// Serves one data connection: waits for the client on `public`, does the
-    /// TLS handshake and pipes it to libunftp's loopback port `internal`.
-    async fn serve(self: Arc<Self>, public: TcpListener, internal: SocketAddr) {
-        let deadline = tokio::time::Instant::now() + DATA_CONNECT_TIMEOUT;
-        let stream = loop {
-            match tokio::time::timeout_at(deadline, public.accept()).await {
-                Err(_) => return,
-                Ok(Err(e)) => {
-                    tracing::debug!(error = %e, "data accept failed");
-                    return;
-                }
-                Ok(Ok((stream, peer))) if peer.ip() == self.client_ip => break stream,
-                Ok(Ok((_, peer))) => {
-                    tracing::warn!(peer = %peer, client = %self.client_ip, "data connection from another address refused");
-                }
-            }
-        };
-        drop(public);
-        let _ = stream.set_nodelay(true);
-        let acceptor = tokio_rustls::TlsAcceptor::from(self.tls.clone());
-        let mut tls = match tokio::time::timeout_at(deadline, acceptor.accept(stream)).await {
-            Ok(Ok(tls)) => tls,
-            Ok(Err(e)) => {
-                tracing::warn!(client = %self.client_ip, error = %e, "data connection TLS handshake failed");
-                return;
-            }
-            Err(_) => {
-                tracing::warn!(client = %self.client_ip, "data connection TLS handshake timed out");
-                return;
-            }
-        };
-        let mut backend = match TcpStream::connect(internal).await {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot reach libunftp's data port");
-                return;
-            }
-        };
-        let _ = backend.set_nodelay(true);
-        // Ends with close_notify to the client once libunftp closes its side.
-        if let Err(e) = tokio::io::copy_bidirectional_with_sizes(
-            &mut tls,
-            &mut backend,
-            DATA_BUFFER,
-            DATA_BUFFER,
-        )
-        .await
-        {
-            tracing::debug!(client = %self.client_ip, error = %e, "data connection ended early");
-        }
-    }
-}
-
-/// libunftp's passive-port binder for one session; see the module documentation.
-#[derive(Debug)]
-pub struct PassiveBinder {
-    pub channels: Arc<DataChannels>,
-}
-
-impl PassiveBinder {
-    /// A listener on a free port of `ports`, trying each once from a random start.
-    fn public_listener(
-        &self,
-        ports: std::ops::RangeInclusive<u16>,
-    ) -> std::io::Result<TcpListener> {
-        let (first, last) = (*ports.start(), *ports.end());
-        let span = u32::from(last - first) + 1;
-        let mut seed = [0u8; 4];
-        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut seed)
-            .map_err(|_| std::io::Error::other("no random numbers"))?;
-        let start = u32::from_ne_bytes(seed) % span;
-        for i in 0..span {
-            let port = first + ((start + i) % span) as u16;
-            let socket = if self.channels.listen_ip.is_ipv4() {
-                TcpSocket::new_v4()?
-            } else {
-                TcpSocket::new_v6()?
-            };
-            socket.set_reuseaddr(true)?;
-            if socket
-                .bind(SocketAddr::new(self.channels.listen_ip, port))
-                .is_ok()
-                && let Ok(listener) = socket.listen(4)
-            {
-                return Ok(listener);
-            }
-        }
-        Err(std::io::Error::new(
-            std::io::ErrorKind::AddrInUse,
-            "all passive ports are in use",
-        ))
-    }
-}
-
-#[async_trait::async_trait]
-impl libunftp::options::Binder for PassiveBinder {
-    async fn bind(
-        &mut self,
-        _seen: IpAddr,
-        ports: std::ops::RangeInclusive<u16>,
-    ) -> std::io::Result<TcpSocket> {
-        let public = self.public_listener(ports)?;
-        let public_port = public.local_addr()?.port();
-        let internal = TcpSocket::new_v4()?;
-        internal.bind((Ipv4Addr::LOCALHOST, 0).into())?;
-        let internal_addr = internal.local_addr()?;
-        self.channels
-            .ports
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(internal_addr.port(), public_port);
-        tokio::spawn(self.channels.clone().serve(public, internal_addr));
-        Ok(internal)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-
-    #[test]
-    fn passive_replies_get_the_public_port() {
-        let tls = Arc::new(
-            rustls::ServerConfig::builder_with_provider(Arc::new(
-                rustls::crypto::ring::default_provider(),
-            ))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_cert_resolver(Arc::new(rustls::server::ResolvesServerCertUsingSni::new())),
-        );
-        let channels =
-            DataChannels::new(Ipv4Addr::LOCALHOST.into(), Ipv4Addr::LOCALHOST.into(), tls);
-        channels.ports.lock().unwrap().insert(40001, 30005);
-        channels.ports.lock().unwrap().insert(40002, 30006);
-        let out = channels
-            .rewrite_passive_reply(b"227 Entering Passive Mode (10,0,0,5,156,65)\r\n")
-            .unwrap();
-        assert_eq!(out, b"227 Entering Passive Mode (10,0,0,5,117,53)\r\n");
-        let out = channels
-            .rewrite_passive_reply(b"229 Entering Extended Passive Mode (|||40002|)\r\n")
-            .unwrap();
-        assert_eq!(out, b"229 Entering Extended Passive Mode (|||30006|)\r\n");
-        assert!(
-            channels
-                .rewrite_passive_reply(b"229 Entering Extended Passive Mode (|||40002|)\r\n")
-                .is_none()
-        );
-        assert!(channels.rewrite_passive_reply(b"226 Done\r\n").is_none());
-    }
 
     #[test]
     fn commands_before_tls_and_data_before_prot_p_are_refused() {

@@ -44,8 +44,10 @@
 //! for port 21, and the data root owned by that user.
 
 pub mod accounts;
+pub mod admission;
 pub mod config;
 pub mod control_channel;
+pub mod data_channel;
 pub mod login_guard;
 pub mod metrics;
 pub mod server;

@@ -1,6 +1,7 @@
 //! Prometheus metrics: libunftp's own `ftp_*` series (sessions, commands,
 //! replies, bytes read/written by the back end, transfers) plus ftpsd's
-//! `ftpsd_*` series (logins by result, lockouts, active and refused sessions),
+//! `ftpsd_*` series (logins by result, lockouts, password checks that waited
+//! for their turn, active and refused sessions),
 //! all served as text at `GET /metrics`.
 
 use prometheus::{Encoder, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
@@ -11,6 +12,7 @@ use std::net::SocketAddr;
 pub struct Metrics {
     logins: IntCounterVec,
     lockouts: IntCounter,
+    checks_queued: IntCounter,
     sessions_active: IntGauge,
     sessions_refused: IntCounter,
 }
@@ -31,7 +33,11 @@ impl Metrics {
         )?;
         let lockouts = IntCounter::new(
             "ftpsd_lockouts_total",
-            "Client IPs locked out after repeated login failures.",
+            "Accounts or client addresses locked out after repeated login failures.",
+        )?;
+        let checks_queued = IntCounter::new(
+            "ftpsd_password_checks_queued_total",
+            "Password checks that waited because max_concurrent_checks were running.",
         )?;
         let sessions_active = IntGauge::new(
             "ftpsd_sessions_active",
@@ -39,10 +45,12 @@ impl Metrics {
         )?;
         let sessions_refused = IntCounter::new(
             "ftpsd_sessions_refused_total",
-            "Connections refused with 421 because max_sessions was reached.",
+            "Connections closed with 421: a login over max_sessions, or the oldest \
+             connection not logged in when max_unauthenticated was reached.",
         )?;
         registry.register(Box::new(logins.clone()))?;
         registry.register(Box::new(lockouts.clone()))?;
+        registry.register(Box::new(checks_queued.clone()))?;
         registry.register(Box::new(sessions_active.clone()))?;
         registry.register(Box::new(sessions_refused.clone()))?;
         for result in ["ok", "failed", "locked_out"] {
@@ -51,6 +59,7 @@ impl Metrics {
         Ok(Self {
             logins,
             lockouts,
+            checks_queued,
             sessions_active,
             sessions_refused,
         })
@@ -62,6 +71,10 @@ impl Metrics {
 
     pub fn lockout(&self) {
         self.lockouts.inc();
+    }
+
+    pub fn check_queued(&self) {
+        self.checks_queued.inc();
     }
 
     pub fn session_started(&self) {

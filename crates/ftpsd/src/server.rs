@@ -1,10 +1,14 @@
-//! The accept loop: counts sessions against `max_sessions` (one more gets
-//! `421` and is closed), and for each accepted control connection starts a
-//! libunftp session behind the TLS-terminating relay of [`crate::control_channel`].
+//! The accept loop: admits each control connection ([`crate::admission`]:
+//! bounded while not logged in, `max_sessions` once logged in) and starts a
+//! libunftp session for it behind the TLS-terminating relay of
+//! [`crate::control_channel`], with its own TLS session store
+//! ([`crate::tls::SessionTls`]) and data channels ([`crate::data_channel`]).
 
 use crate::accounts::{Account, AccountProvider};
+use crate::admission::{Admission, Gate};
 use crate::config::Config;
-use crate::control_channel::{DataChannels, Loopback, PassiveBinder};
+use crate::control_channel::{Loopback, Session};
+use crate::data_channel::{DataChannels, DataPolicy, PassiveBinder};
 use crate::login_guard::{LoginGuard, LoginPolicy, SessionLogin};
 use crate::metrics::Metrics;
 use crate::storage::HomeStorage;
@@ -13,9 +17,7 @@ use crate::users::Users;
 use libunftp::ServerBuilder;
 use libunftp::options::{FtpsRequired, PassiveHost};
 use std::sync::Arc;
-use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
 
 /// Errors starting the server.
 #[derive(Debug, thiserror::Error)]
@@ -71,14 +73,19 @@ impl Ftpsd {
                 source: std::io::Error::other("not a directory"),
             });
         }
+        crate::storage::prepare_staging(&config.data_root).map_err(|source| {
+            StartError::DataRoot {
+                path: config
+                    .data_root
+                    .join(crate::storage::STAGING)
+                    .display()
+                    .to_string(),
+                source,
+            }
+        })?;
         let passive_address = config.passive_address()?;
         let metrics = Metrics::register()?;
-        let policy = LoginPolicy {
-            failure_delay: config.failure_delay(),
-            max_failures: config.login.max_failures,
-            lockout: config.lockout(),
-            cache: std::time::Duration::from_secs(config.login.verified_cache_seconds),
-        };
+        let policy = LoginPolicy::from_config(&config);
         let guard = Arc::new(LoginGuard::new(users, policy, metrics.clone())?);
         let provider = Arc::new(AccountProvider::new(config.data_root.clone()));
         // libunftp wants a 'static greeting; it lives as long as the process anyway.
@@ -126,7 +133,7 @@ impl Ftpsd {
             source,
         })?;
         let this = Arc::new(self);
-        let slots = Arc::new(Semaphore::new(this.config.max_sessions));
+        let admission = Admission::new(this.config.max_unauthenticated, this.config.max_sessions);
         let mut terminate = tokio::signal::unix::signal(
             tokio::signal::unix::SignalKind::terminate(),
         )
@@ -148,22 +155,23 @@ impl Ftpsd {
                 _ = terminate.recv() => break,
                 _ = tokio::signal::ctrl_c() => break,
             };
-            let Ok(slot) = slots.clone().try_acquire_owned() else {
+            let (gate, evicted_one) = admission.admit();
+            if evicted_one {
                 this.metrics.session_refused();
-                tracing::warn!(client = %peer, max_sessions = this.config.max_sessions, "session refused: too many sessions");
-                tokio::spawn(refuse(stream));
-                continue;
-            };
+                tracing::warn!(
+                    max_unauthenticated = this.config.max_unauthenticated,
+                    "too many connections not logged in: the oldest is closed"
+                );
+            }
             let this = this.clone();
             let loopback = loopback.clone();
             tokio::spawn(async move {
                 this.metrics.session_started();
                 tracing::debug!(client = %peer, "session start");
-                if let Err(e) = this.session(stream, peer, &loopback).await {
+                if let Err(e) = this.session(stream, peer, &loopback, gate).await {
                     tracing::info!(client = %peer, error = %e, "session ended with an error");
                 }
                 this.metrics.session_ended();
-                drop(slot);
             });
         }
         tracing::info!("shutting down");
@@ -177,6 +185,7 @@ impl Ftpsd {
         client: TcpStream,
         peer: std::net::SocketAddr,
         loopback: &Loopback,
+        gate: Gate,
     ) -> std::io::Result<()> {
         let _ = client.set_nodelay(true);
         let local = client.local_addr()?;
@@ -187,21 +196,37 @@ impl Ftpsd {
             }
             v4 => v4,
         };
-        let channels = DataChannels::new(peer.ip(), local_ip, self.tls.data.clone());
+        let tls = self.tls.for_session().map_err(std::io::Error::other)?;
+        let policy = DataPolicy {
+            require_session_reuse: self.config.tls.require_session_reuse,
+            connect_timeout: std::time::Duration::from_secs(
+                self.config.passive.connect_timeout_seconds,
+            ),
+            handshake_timeout: std::time::Duration::from_secs(
+                self.config.passive.handshake_timeout_seconds,
+            ),
+        };
+        let control_tls = tls.control.clone();
+        let (channels, failures) = DataChannels::new(peer.ip(), local_ip, tls, policy);
         let server = self
             .session_server(peer.ip(), local_ip, channels.clone())
             .map_err(std::io::Error::other)?;
         let backend = tokio::spawn(server.service(theirs));
+        let session = Arc::new(Session {
+            client_ip: peer.ip(),
+            channels,
+            gate,
+            login_timeout: self.config.login_timeout(),
+        });
         let relayed =
-            crate::control_channel::relay(client, ours, self.tls.control.clone(), channels).await;
+            crate::control_channel::relay(client, ours, control_tls, session, failures).await;
         // The relay closed libunftp's end; its session winds down by itself.
         let _ = tokio::time::timeout(std::time::Duration::from_secs(10), backend).await;
         relayed
     }
 
     /// A libunftp server for one control connection. Cheap: it shares the
-    /// login guard, TLS configuration (and so its session cache) and
-    /// account provider with every other session.
+    /// login guard and account provider with every other session.
     fn session_server(
         &self,
         client_ip: std::net::IpAddr,
@@ -240,12 +265,4 @@ impl Ftpsd {
         .notify_presence(TransferLog)
         .build()
     }
-}
-
-/// Tells a client over the limit why it is turned away, then closes.
-async fn refuse(mut stream: TcpStream) {
-    let _ = stream
-        .write_all(b"421 Too many sessions, try again later.\r\n")
-        .await;
-    let _ = stream.shutdown().await;
 }

@@ -12,6 +12,7 @@ use crate::accounts::Account;
 use async_trait::async_trait;
 use std::fmt::Debug;
 use std::io::SeekFrom;
+use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio::io::{AsyncSeekExt, AsyncWriteExt, BufReader, BufWriter};
@@ -27,6 +28,24 @@ pub struct HomeStorage {
     inner: Filesystem,
     root: PathBuf,
     home: Option<Arc<cap_std::fs::Dir>>,
+    /// Where uploads are written before they are renamed into the home.
+    staging: Option<Arc<cap_std::fs::Dir>>,
+}
+
+/// The staging directory, in the data root: no user name starts with a dot,
+/// and a listing of a home never shows half-written files.
+pub const STAGING: &str = ".uploads";
+
+/// Makes the staging directory (mode 0700) if it is missing.
+pub fn prepare_staging(data_root: &Path) -> std::io::Result<()> {
+    let dir = data_root.join(STAGING);
+    match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+        }
+        Err(e) => Err(e),
+    }
 }
 
 impl HomeStorage {
@@ -35,6 +54,7 @@ impl HomeStorage {
             inner: Filesystem::new(root.clone())?,
             root,
             home: None,
+            staging: None,
         })
     }
 
@@ -75,6 +95,7 @@ impl StorageBackend<Account> for HomeStorage {
             .map_err(|_| std::io::Error::other("home is not under the data root"))?;
         let root = cap_std::fs::Dir::open_ambient_dir(&self.root, cap_std::ambient_authority())?;
         self.home = Some(Arc::new(root.open_dir(relative_home)?));
+        self.staging = Some(Arc::new(root.open_dir(STAGING)?));
         Ok(())
     }
 
@@ -123,6 +144,13 @@ impl StorageBackend<Account> for HomeStorage {
         Ok(Box::new(self.reader(user, path.as_ref(), start_pos).await?))
     }
 
+    /// A new upload is written to a file of the staging directory and
+    /// renamed over its target once complete: a failed one leaves the old file as it
+    /// was. A full disk or quota removes what was written (`452`/`552`);
+    /// a client that breaks off keeps what arrived (renamed into place, as
+    /// other servers leave it) so that it can resume with `REST`. A resumed
+    /// upload (`REST n`) writes in place from `n` and is cut back to `n`
+    /// when the disk is full.
     async fn put<
         P: AsRef<Path> + Send + Debug,
         R: tokio::io::AsyncRead + Send + Sync + Unpin + 'static,
@@ -135,24 +163,71 @@ impl StorageBackend<Account> for HomeStorage {
     ) -> Result<u64> {
         let home = self.home()?;
         let path = relative(path.as_ref());
-        let file = blocking(move || {
-            let mut options = cap_std::fs::OpenOptions::new();
-            options.write(true).create(true);
-            home.open_with(path, &options)
+        if start_pos > 0 {
+            return resume_upload(home, path, input, start_pos).await;
+        }
+        let name = path
+            .file_name()
+            .ok_or_else(|| Error::from(ErrorKind::FileNameNotAllowedError))?
+            .to_string_lossy()
+            .into_owned();
+        // Renaming over a symbolic link would replace the link; writing
+        // through it is what the confinement refuses: no upload onto a link.
+        let is_link = {
+            let (home, path) = (home.clone(), path.clone());
+            blocking(move || match home.symlink_metadata(path) {
+                Ok(meta) => Ok(meta.is_symlink()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+                Err(e) => Err(e),
+            })
+            .await?
+        };
+        if is_link {
+            return Err(Error::from(ErrorKind::PermissionDenied));
+        }
+        // The target's directory, confined to the home like every path here:
+        // refused before a byte is written.
+        {
+            let (home, parent) = (home.clone(), path.parent().map(Path::to_path_buf));
+            blocking(move || match parent {
+                Some(dir) if !dir.as_os_str().is_empty() => home.metadata(dir).map(drop),
+                _ => Ok(()),
+            })
+            .await?;
+        }
+        let staging_dir = self
+            .staging
+            .clone()
+            .ok_or_else(|| Error::from(ErrorKind::PermissionDenied))?;
+        let staging = format!("{}-{name}", random_suffix()?);
+        let file = {
+            let (dir, staging) = (staging_dir.clone(), staging.clone());
+            blocking(move || {
+                let mut options = cap_std::fs::OpenOptions::new();
+                options.write(true).create_new(true);
+                dir.open_with(staging, &options)
+            })
+            .await?
+        };
+        let written = write_all(tokio::fs::File::from_std(file.into_std()), input).await;
+        let keep = match &written {
+            Ok(_) => true,
+            Err(e) => !out_of_space(e),
+        };
+        let (from, to) = (staging.clone(), path.clone());
+        blocking(move || {
+            let renamed = if keep {
+                staging_dir.rename(&from, &home, &to)
+            } else {
+                Ok(())
+            };
+            if !keep || renamed.is_err() {
+                staging_dir.remove_file(&from)?;
+            }
+            renamed
         })
         .await?;
-        let mut file = tokio::fs::File::from_std(file.into_std());
-        file.set_max_buf_size(CHUNK);
-        // A new upload replaces the file; a resumed one (REST) keeps what is before start_pos.
-        file.set_len(start_pos).await?;
-        file.seek(SeekFrom::Start(start_pos)).await?;
-        let mut reader = BufReader::with_capacity(CHUNK, input);
-        let mut writer = BufWriter::with_capacity(CHUNK, file);
-        let copied = tokio::io::copy_buf(&mut reader, &mut writer).await?;
-        writer.flush().await?;
-        // Flushing the tokio file waits for its last write to land.
-        writer.into_inner().flush().await?;
-        Ok(copied)
+        written.map_err(storage_error)
     }
 
     async fn del<P: AsRef<Path> + Send + Debug>(&self, user: &Account, path: P) -> Result<()> {
@@ -179,6 +254,70 @@ impl StorageBackend<Account> for HomeStorage {
     async fn cwd<P: AsRef<Path> + Send + Debug>(&self, user: &Account, path: P) -> Result<()> {
         self.inner.cwd(user, path).await
     }
+}
+
+/// Copies `input` into `file` in large chunks; the file's last write has
+/// landed when this returns.
+async fn write_all<R: tokio::io::AsyncRead + Unpin>(
+    mut file: tokio::fs::File,
+    input: R,
+) -> std::io::Result<u64> {
+    file.set_max_buf_size(CHUNK);
+    let mut reader = BufReader::with_capacity(CHUNK, input);
+    let mut writer = BufWriter::with_capacity(CHUNK, file);
+    let copied = tokio::io::copy_buf(&mut reader, &mut writer).await?;
+    writer.flush().await?;
+    // Flushing the tokio file waits for its last write to land.
+    writer.into_inner().flush().await?;
+    Ok(copied)
+}
+
+/// `REST n` then `STOR`: in place from `n`; cut back to `n` when the disk is full.
+async fn resume_upload<R: tokio::io::AsyncRead + Unpin>(
+    home: Arc<cap_std::fs::Dir>,
+    path: PathBuf,
+    input: R,
+    start_pos: u64,
+) -> Result<u64> {
+    let file = blocking(move || {
+        let mut options = cap_std::fs::OpenOptions::new();
+        options.write(true).create(true);
+        home.open_with(path, &options)
+    })
+    .await?;
+    let mut file = tokio::fs::File::from_std(file.into_std());
+    file.set_len(start_pos).await?;
+    file.seek(SeekFrom::Start(start_pos)).await?;
+    let cut_back = file.try_clone().await?;
+    let written = write_all(file, input).await;
+    if let Err(e) = &written
+        && out_of_space(e)
+    {
+        cut_back.set_len(start_pos).await?;
+    }
+    written.map_err(storage_error)
+}
+
+/// The disk or the user's quota is full.
+fn out_of_space(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT))
+}
+
+/// libunftp's kind of an I/O error: a full quota is `552`, the rest as libunftp maps them
+/// (a full disk `452`).
+fn storage_error(e: std::io::Error) -> Error {
+    if e.raw_os_error() == Some(libc::EDQUOT) {
+        return Error::new(ErrorKind::ExceededStorageAllocationError, e);
+    }
+    Error::from(e)
+}
+
+/// A name nobody else picks for a staging file.
+fn random_suffix() -> Result<String> {
+    let mut bytes = [0u8; 8];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
+        .map_err(|_| Error::from(ErrorKind::LocalError))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 impl HomeStorage {

@@ -1,7 +1,13 @@
-//! The rustls server configuration shared by every control and data
-//! connection: TLS 1.2 and 1.3, one certificate, and session resumption
-//! (session IDs and tickets) so that a data connection can resume the control
-//! connection's session, as FileZilla and curl do.
+//! The rustls server configurations: TLS 1.2 and 1.3, one certificate, and
+//! session resumption (session IDs and tickets) so that a data connection
+//! can resume the control connection's session, as FileZilla, WinSCP, lftp
+//! and curl do.
+//!
+//! Each control connection gets a copy with a session store and a ticket key
+//! of its own ([`TlsConfigs::for_session`]): a data connection that resumes
+//! a session of that copy can only be one of that control connection's
+//! client, which is what binds data connections to their session when every
+//! client comes from the same address (see [`crate::data_channel`]).
 
 use crate::config::{TlsConfig, TlsVersion};
 use rustls::ServerConfig;
@@ -30,26 +36,57 @@ pub enum TlsError {
     Rustls(#[from] rustls::Error),
 }
 
-/// The configurations of control and data connections. They share the
-/// certificate, session cache and ticket key, so a data connection can resume
-/// the control connection's session; the data one sends no TLS 1.3 session
-/// tickets: a client that uploads never reads them, and closing a socket with
-/// unread data makes the kernel send a reset, which discards the end of the
-/// upload still queued at the server (seen with lftp).
+/// The configuration every session's TLS is made from.
 #[derive(Debug, Clone)]
 pub struct TlsConfigs {
-    pub control: Arc<ServerConfig>,
-    pub data: Arc<ServerConfig>,
+    base: Arc<ServerConfig>,
 }
 
-/// Builds both configurations from the PEM files named in `config`.
+/// One control connection's TLS: the control and data configurations share
+/// its own session store and ticket key.
+///
+/// A data connection gives the client one new TLS 1.3 ticket, except the
+/// connection of an upload: some clients (curl with OpenSSL) resume each
+/// ticket once only, and need a fresh one for their next transfer; others
+/// (lftp) never read the data connection of an upload, and closing a socket
+/// with unread data makes the kernel send a reset that discards the end of
+/// the upload still queued there. Such clients send the upload command
+/// before their handshake, so [`crate::data_channel`] knows which to use.
+#[derive(Debug, Clone)]
+pub struct SessionTls {
+    pub control: Arc<ServerConfig>,
+    /// For downloads and listings: one ticket.
+    pub data: Arc<ServerConfig>,
+    /// For uploads: no ticket.
+    pub upload: Arc<ServerConfig>,
+}
+
+/// Sessions one control connection's store keeps: its own, and a few more
+/// should the client reconnect its control channel's TLS.
+const SESSIONS_PER_CONNECTION: usize = 8;
+
+impl TlsConfigs {
+    /// A fresh session store and ticket key for one control connection.
+    pub fn for_session(&self) -> Result<SessionTls, TlsError> {
+        let mut control = (*self.base).clone();
+        control.session_storage = SessionCache::new(SESSIONS_PER_CONNECTION);
+        control.ticketer = rustls::crypto::ring::Ticketer::new()?;
+        let mut data = control.clone();
+        data.send_tls13_tickets = 1;
+        let mut upload = control.clone();
+        upload.send_tls13_tickets = 0;
+        Ok(SessionTls {
+            control: Arc::new(control),
+            data: Arc::new(data),
+            upload: Arc::new(upload),
+        })
+    }
+}
+
+/// Builds the base configuration from the PEM files named in `config`.
 pub fn server_configs(config: &TlsConfig) -> Result<TlsConfigs, TlsError> {
-    let control = server_config(config)?;
-    let mut data = control.clone();
-    data.send_tls13_tickets = 0;
     Ok(TlsConfigs {
-        control: Arc::new(control),
-        data: Arc::new(data),
+        base: Arc::new(server_config(config)?),
     })
 }
 
@@ -74,12 +111,10 @@ fn server_config(config: &TlsConfig) -> Result<ServerConfig, TlsError> {
         TlsVersion::V1_3 => &[&rustls::version::TLS13],
     };
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut server = ServerConfig::builder_with_provider(provider)
+    let server = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(versions)?
         .with_no_client_auth()
         .with_single_cert(certs, key)?;
-    server.session_storage = SessionCache::new(4096);
-    server.ticketer = rustls::crypto::ring::Ticketer::new()?;
     Ok(server)
 }
 

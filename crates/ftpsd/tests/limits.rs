@@ -1,51 +1,9 @@
-//! Session limit, metrics endpoint and command line.
+//! Metrics endpoint and command line (the session limits are in protections.rs).
 #![allow(clippy::unwrap_used)]
 
 mod common;
 use common::*;
-use std::io::{BufRead, BufReader};
-use std::net::TcpStream;
 use std::process::Command;
-use std::time::Duration;
-
-fn greeted(port: u16) -> TcpStream {
-    let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(&stream).read_line(&mut line).unwrap();
-    assert!(line.starts_with("220 "), "greeting {line:?}");
-    stream
-}
-
-#[test]
-fn max_sessions_gets_a_421_reply() {
-    let server = Ftpsd::start_with(Options {
-        max_sessions: 2,
-        ..Options::default()
-    });
-    // The readiness probe's connection must be gone before counting.
-    wait_until("no active session", Duration::from_secs(10), || {
-        metric(&server.metrics(), "ftpsd_sessions_active") == Some(0.0)
-    });
-    let first = greeted(server.port);
-    let _second = greeted(server.port);
-    let reply = first_reply(server.port);
-    assert!(reply.starts_with("421 "), "third session got {reply:?}");
-    // A real client sees the refusal too.
-    let out = server.curl(&["--list-only", &format!("{}/", server.url())]);
-    assert!(!out.status.success(), "curl over the limit succeeded");
-    drop(first);
-    wait_until("a free session slot", Duration::from_secs(10), || {
-        first_reply(server.port).starts_with("220 ")
-    });
-    let metrics = server.metrics();
-    assert!(
-        metric(&metrics, "ftpsd_sessions_refused_total").unwrap() >= 2.0,
-        "{metrics}"
-    );
-}
 
 #[test]
 fn metrics_count_logins_bytes_and_commands() {

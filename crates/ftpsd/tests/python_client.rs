@@ -68,7 +68,8 @@ fn traversal_and_symlinks_stay_inside_home() {
         std::fs::read_to_string(outside.join("outside.txt")).unwrap(),
         "outside\n"
     );
-    assert_eq!(names(&server.data()), ["alice", "bob"]);
+    assert_eq!(names(&server.data()), [".uploads", "alice", "bob"]);
+    assert!(names(&server.data().join(".uploads")).is_empty());
     assert_eq!(before, server.snapshot_outside_home());
     assert!(!std::path::Path::new("/etc/evil.txt").exists());
 }
@@ -112,9 +113,10 @@ fn repeated_failures_lock_the_client_out() {
         Some(1.0),
         "{metrics}"
     );
+    // The account and (per_source, the default) the client's address.
     assert_eq!(
         metric(&metrics, "ftpsd_lockouts_total"),
-        Some(1.0),
+        Some(2.0),
         "{metrics}"
     );
     assert_eq!(
@@ -122,7 +124,8 @@ fn repeated_failures_lock_the_client_out() {
         Some(0.0),
         "{metrics}"
     );
-    assert!(server.log().contains("client locked out"));
+    let log = server.log();
+    assert!(log.contains("account locked out") && log.contains("client address locked out"));
 }
 
 #[test]
@@ -182,7 +185,7 @@ fn lockout_expires_after_lockout_seconds() {
     let metrics = server.metrics();
     assert_eq!(
         metric(&metrics, "ftpsd_lockouts_total"),
-        Some(1.0),
+        Some(2.0),
         "{metrics}"
     );
     assert!(

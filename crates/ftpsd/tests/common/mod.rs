@@ -18,22 +18,42 @@ pub const OTHER_PASSWORD: &str = "bob-Pw2";
 #[derive(Debug, Clone)]
 pub struct Options {
     pub max_sessions: usize,
+    pub max_unauthenticated: usize,
+    pub login_timeout_seconds: u64,
     pub idle_timeout_seconds: u64,
     pub failure_delay_ms: u64,
     pub max_failures: u32,
     pub lockout_seconds: u64,
+    pub per_source: bool,
+    pub max_concurrent_checks: usize,
     pub passive_ports: u16,
+    pub connect_timeout_seconds: u64,
+    pub handshake_timeout_seconds: u64,
+    pub require_session_reuse: bool,
+    /// The data root: a directory of the test's (None: one in its temporary directory).
+    pub data_root: Option<PathBuf>,
+    /// PBKDF2 iterations of the test users' hashes.
+    pub iterations: u32,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Self {
             max_sessions: 100,
+            max_unauthenticated: 64,
+            login_timeout_seconds: 30,
             idle_timeout_seconds: 60,
             failure_delay_ms: 200,
             max_failures: 5,
             lockout_seconds: 60,
+            per_source: true,
+            max_concurrent_checks: 0,
             passive_ports: 20,
+            connect_timeout_seconds: 9,
+            handshake_timeout_seconds: 5,
+            require_session_reuse: true,
+            data_root: None,
+            iterations: 1000,
         }
     }
 }
@@ -45,6 +65,7 @@ pub struct Ftpsd {
     pub port: u16,
     pub metrics_port: u16,
     child: Child,
+    data_root: PathBuf,
     /// The CA and the server's certificate, for 127.0.0.1 and localhost.
     pki: testbed::tls::TestCa,
 }
@@ -60,9 +81,12 @@ impl Ftpsd {
         let certificate = pki
             .issue(&["localhost"], &[std::net::Ipv4Addr::LOCALHOST.into()])
             .unwrap();
-        let data = dir.path().join("data");
-        std::fs::create_dir(&data).unwrap();
-        let iterations = NonZeroU32::new(1000).unwrap();
+        let data = options.data_root.clone().unwrap_or_else(|| {
+            let data = dir.path().join("data");
+            std::fs::create_dir(&data).unwrap();
+            data
+        });
+        let iterations = NonZeroU32::new(options.iterations).unwrap();
         let users = format!(
             "# test users\n{USER}:{}\n{OTHER_USER}:{}\n",
             ftpsd::users::PasswordHash::create(PASSWORD, iterations).unwrap(),
@@ -79,19 +103,33 @@ metrics_listen = "127.0.0.1:{metrics_port}"
 data_root = "{data}"
 users_file = "{users}"
 max_sessions = {max_sessions}
+max_unauthenticated = {max_unauthenticated}
+login_timeout_seconds = {login_timeout}
 idle_timeout_seconds = {idle}
 [tls]
 cert = "{cert}"
 key = "{key}"
+require_session_reuse = {reuse}
 [passive]
 port_min = {pasv}
 port_max = {pasv_max}
 address = "127.0.0.1"
+connect_timeout_seconds = {connect_timeout}
+handshake_timeout_seconds = {handshake_timeout}
 [login]
 failure_delay_ms = {delay}
 max_failures = {max_failures}
 lockout_seconds = {lockout}
+per_source = {per_source}
+max_concurrent_checks = {checks}
 "#,
+            max_unauthenticated = options.max_unauthenticated,
+            login_timeout = options.login_timeout_seconds,
+            reuse = options.require_session_reuse,
+            connect_timeout = options.connect_timeout_seconds,
+            handshake_timeout = options.handshake_timeout_seconds,
+            per_source = options.per_source,
+            checks = options.max_concurrent_checks,
             data = data.display(),
             users = dir.path().join("users").display(),
             max_sessions = options.max_sessions,
@@ -119,6 +157,7 @@ lockout_seconds = {lockout}
             port,
             metrics_port,
             child,
+            data_root: data,
             pki,
         };
         server.wait_ready();
@@ -146,7 +185,7 @@ lockout_seconds = {lockout}
     }
 
     pub fn data(&self) -> PathBuf {
-        self.dir.path().join("data")
+        self.data_root.clone()
     }
 
     pub fn home(&self, user: &str) -> PathBuf {
@@ -174,7 +213,14 @@ lockout_seconds = {lockout}
 
     /// Runs the Python client script with a scenario.
     pub fn python(&self, scenario: &str, extra: &[&str]) -> Output {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ftps_client.py");
+        self.python_script("ftps_client.py", scenario, extra)
+    }
+
+    /// Runs a scenario of one of the Python scripts of `tests/` against this server.
+    pub fn python_script(&self, file: &str, scenario: &str, extra: &[&str]) -> Output {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests")
+            .join(file);
         run(Command::new("python3")
             .arg(script)
             .arg(scenario)

@@ -1,0 +1,392 @@
+//! Passive data connections, with their TLS, in front of libunftp.
+//!
+//! For each `PASV`/`EPSV`, libunftp asks [`PassiveBinder`] for a listener:
+//! it gets a loopback one, and ftpsd opens the real passive port itself
+//! ([`DataChannels::serve`]). There it accepts the client's connections
+//! (only from the control connection's address), runs their TLS handshakes
+//! with the session's own configuration ([`crate::tls::SessionTls`]), and
+//! the first handshake to finish decides:
+//!
+//! - it resumed the control connection's TLS session (or resumption is not
+//!   required): it is the session's data connection, piped to libunftp's
+//!   loopback port in plaintext;
+//! - it did not resume: `522` (another client's connection, or a client that
+//!   cannot resume, such as Python's stock `ftplib`);
+//! - it failed (plain text, junk): `425`.
+//!
+//! A connection that stays silent fails after the handshake timeout, a
+//! client that never connects after the connect timeout, both with `425`.
+//! Each failure ends the passive port and is reported to the relay as a
+//! [`DataFailure`], which answers it on the control connection in place of
+//! the transfer's final reply; libunftp never sees such a connection, so a
+//! failed upload never touches a file.
+//!
+//! Behind a load balancer that rewrites sources every client has the same
+//! address: the address check binds nothing there, resumption does.
+
+use crate::tls::SessionTls;
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio_rustls::server::TlsStream;
+
+/// Copy buffer per direction of a data connection.
+const DATA_BUFFER: usize = 256 * 1024;
+/// Connections accepted on one passive port while their handshakes run.
+const MAX_PENDING_HANDSHAKES: usize = 8;
+
+/// A data connection that failed, and the reply that ends its transfer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataFailure {
+    /// The passive port it was opened on.
+    pub port: u16,
+    pub reply: &'static str,
+}
+
+/// How data connections are checked.
+#[derive(Debug, Clone, Copy)]
+pub struct DataPolicy {
+    pub require_session_reuse: bool,
+    pub connect_timeout: Duration,
+    pub handshake_timeout: Duration,
+}
+
+/// One session's data connections: which loopback port of libunftp stands
+/// behind which public passive port, and where failures are reported.
+#[derive(Debug)]
+pub struct DataChannels {
+    /// Only this address may open the session's data connections.
+    client_ip: IpAddr,
+    /// Address the passive ports are opened on (where the client reached us).
+    listen_ip: IpAddr,
+    tls: SessionTls,
+    policy: DataPolicy,
+    /// The transfer command sent for the current passive port is an upload.
+    upload_pending: AtomicBool,
+    /// libunftp's loopback port -> public port.
+    ports: Mutex<HashMap<u16, u16>>,
+    failures: mpsc::UnboundedSender<DataFailure>,
+}
+
+const REPLY_NOT_RESUMED: &str =
+    "522 Data connection refused: it must resume the TLS session of the control connection.";
+const REPLY_HANDSHAKE_FAILED: &str = "425 Data connection failed: TLS handshake failed.";
+const REPLY_HANDSHAKE_TIMEOUT: &str = "425 Data connection failed: no TLS handshake in time.";
+const REPLY_NO_CONNECTION: &str = "425 No data connection: the client did not connect in time.";
+const REPLY_INTERNAL: &str = "425 Data connection failed on the server side.";
+
+/// Why a handshake did not give a data connection.
+enum Handshake {
+    Done(Box<TlsStream<TcpStream>>),
+    Failed(std::io::Error),
+    TimedOut,
+}
+
+impl DataChannels {
+    /// Also returns where the session's relay receives the failures.
+    pub fn new(
+        client_ip: IpAddr,
+        listen_ip: IpAddr,
+        tls: SessionTls,
+        policy: DataPolicy,
+    ) -> (Arc<Self>, mpsc::UnboundedReceiver<DataFailure>) {
+        let (failures, received) = mpsc::unbounded_channel();
+        let this = Arc::new(Self {
+            client_ip,
+            listen_ip,
+            tls,
+            policy,
+            upload_pending: AtomicBool::new(false),
+            ports: Mutex::new(HashMap::new()),
+            failures,
+        });
+        (this, received)
+    }
+
+    /// Replaces libunftp's loopback port in a `227` or `229` reply by the
+    /// public one; also returns the public port.
+    pub fn rewrite_passive_reply(&self, line: &[u8]) -> Option<(Vec<u8>, u16)> {
+        let text = std::str::from_utf8(line).ok()?;
+        let map = |internal: u16| {
+            self.ports
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .remove(&internal)
+        };
+        if text.starts_with("227 ") {
+            // 227 Entering Passive Mode (h1,h2,h3,h4,p1,p2)
+            let open = text.find('(')?;
+            let close = text[open..].find(')')? + open;
+            let numbers: Vec<u16> = text[open + 1..close]
+                .split(',')
+                .map(|n| n.trim().parse().ok())
+                .collect::<Option<_>>()?;
+            let [h1, h2, h3, h4, p1, p2] = numbers[..] else {
+                return None;
+            };
+            let public = map(p1 * 256 + p2)?;
+            let line = format!(
+                "{}({h1},{h2},{h3},{h4},{},{}){}",
+                &text[..open],
+                public / 256,
+                public % 256,
+                &text[close + 1..]
+            );
+            return Some((line.into_bytes(), public));
+        }
+        if text.starts_with("229 ") {
+            // 229 Entering Extended Passive Mode (|||port|)
+            let open = text.find("(|||")?;
+            let close = text[open..].find("|)")? + open;
+            let public = map(text[open + 4..close].parse().ok()?)?;
+            let line = format!("{}(|||{public}|){}", &text[..open], &text[close + 2..]);
+            return Some((line.into_bytes(), public));
+        }
+        None
+    }
+
+    /// The relay forwarded a command: a transfer (`upload` or not) or a new
+    /// passive port (not an upload until told otherwise).
+    pub fn command_forwarded(&self, verb: &str) {
+        let upload = match verb {
+            "STOR" | "APPE" | "STOU" => true,
+            "RETR" | "LIST" | "NLST" | "MLSD" | "PASV" | "EPSV" => false,
+            _ => return,
+        };
+        self.upload_pending.store(upload, Ordering::Relaxed);
+    }
+
+    fn fail(&self, port: u16, reply: &'static str) {
+        let _ = self.failures.send(DataFailure { port, reply });
+    }
+
+    /// One handshake on an accepted connection, bounded by the handshake
+    /// timeout. The configuration is chosen once the ClientHello is in: by
+    /// then a client that sends its transfer command first has sent it.
+    async fn handshake(self: Arc<Self>, stream: TcpStream) -> Handshake {
+        let _ = stream.set_nodelay(true);
+        let handshake = async {
+            let start =
+                tokio_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), stream)
+                    .await?;
+            let config = if self.upload_pending.load(Ordering::Relaxed) {
+                self.tls.upload.clone()
+            } else {
+                self.tls.data.clone()
+            };
+            start.into_stream(config).await
+        };
+        match tokio::time::timeout(self.policy.handshake_timeout, handshake).await {
+            Ok(Ok(tls)) => Handshake::Done(Box::new(tls)),
+            Ok(Err(e)) => Handshake::Failed(e),
+            Err(_) => Handshake::TimedOut,
+        }
+    }
+
+    /// Waits for the session's data connection on `public` (see the module
+    /// documentation) and pipes it to libunftp's loopback port `internal`.
+    async fn serve(self: Arc<Self>, public: TcpListener, internal: SocketAddr) {
+        let port = public.local_addr().map_or(0, |a| a.port());
+        let connect_deadline = tokio::time::Instant::now() + self.policy.connect_timeout;
+        let mut handshakes = JoinSet::new();
+        let mut listening = Some(public);
+        let tls = loop {
+            let can_accept = listening.is_some() && handshakes.len() < MAX_PENDING_HANDSHAKES;
+            tokio::select! {
+                accepted = async { listening.as_ref().expect("checked").accept().await }, if can_accept => match accepted {
+                    Ok((stream, peer)) if peer.ip() == self.client_ip => {
+                        handshakes.spawn(self.clone().handshake(stream));
+                    }
+                    Ok((_, peer)) => {
+                        tracing::warn!(peer = %peer, client = %self.client_ip, port, "data connection from another address refused");
+                    }
+                    Err(e) => tracing::debug!(error = %e, port, "data accept failed"),
+                },
+                Some(done) = handshakes.join_next() => {
+                    match done {
+                        Ok(Handshake::Done(mut tls)) => {
+                            let resumed = tls.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
+                            if resumed || !self.policy.require_session_reuse {
+                                break tls;
+                            }
+                            tracing::warn!(client = %self.client_ip, port, "data connection refused: it did not resume the control connection's TLS session");
+                            self.fail(port, REPLY_NOT_RESUMED);
+                            // A clean TLS close (no data), so that the client reads the 522.
+                            let _ = tokio::time::timeout(
+                                Duration::from_secs(1),
+                                tokio::io::AsyncWriteExt::shutdown(&mut tls),
+                            )
+                            .await;
+                        }
+                        Ok(Handshake::Failed(e)) => {
+                            tracing::warn!(client = %self.client_ip, port, error = %e, "data connection TLS handshake failed");
+                            self.fail(port, REPLY_HANDSHAKE_FAILED);
+                        }
+                        Ok(Handshake::TimedOut) => {
+                            tracing::warn!(client = %self.client_ip, port, "data connection TLS handshake timed out");
+                            self.fail(port, REPLY_HANDSHAKE_TIMEOUT);
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, port, "data handshake task failed");
+                            self.fail(port, REPLY_INTERNAL);
+                        }
+                    }
+                    return;
+                }
+                () = tokio::time::sleep_until(connect_deadline), if listening.is_some() => {
+                    // No more connections; those accepted may still finish their handshake.
+                    listening = None;
+                    if handshakes.is_empty() {
+                        tracing::info!(client = %self.client_ip, port, "no data connection in time");
+                        self.fail(port, REPLY_NO_CONNECTION);
+                        return;
+                    }
+                }
+            }
+        };
+        drop(listening);
+        handshakes.abort_all();
+        let mut tls = tls;
+        let mut backend = match TcpStream::connect(internal).await {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(error = %e, port, "cannot reach libunftp's data port");
+                self.fail(port, REPLY_INTERNAL);
+                return;
+            }
+        };
+        let _ = backend.set_nodelay(true);
+        // Ends with close_notify to the client once libunftp closes its side.
+        if let Err(e) = tokio::io::copy_bidirectional_with_sizes(
+            &mut tls,
+            &mut backend,
+            DATA_BUFFER,
+            DATA_BUFFER,
+        )
+        .await
+        {
+            tracing::debug!(client = %self.client_ip, port, error = %e, "data connection ended early");
+        }
+    }
+}
+
+/// libunftp's passive-port binder for one session; see the module documentation.
+#[derive(Debug)]
+pub struct PassiveBinder {
+    pub channels: Arc<DataChannels>,
+}
+
+impl PassiveBinder {
+    /// A listener on a free port of `ports`, trying each once from a random start.
+    fn public_listener(
+        &self,
+        ports: std::ops::RangeInclusive<u16>,
+    ) -> std::io::Result<TcpListener> {
+        let (first, last) = (*ports.start(), *ports.end());
+        let span = u32::from(last - first) + 1;
+        let mut seed = [0u8; 4];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut seed)
+            .map_err(|_| std::io::Error::other("no random numbers"))?;
+        let start = u32::from_ne_bytes(seed) % span;
+        for i in 0..span {
+            let port = first + ((start + i) % span) as u16;
+            let socket = if self.channels.listen_ip.is_ipv4() {
+                TcpSocket::new_v4()?
+            } else {
+                TcpSocket::new_v6()?
+            };
+            socket.set_reuseaddr(true)?;
+            if socket
+                .bind(SocketAddr::new(self.channels.listen_ip, port))
+                .is_ok()
+                && let Ok(listener) = socket.listen(16)
+            {
+                return Ok(listener);
+            }
+        }
+        Err(std::io::Error::new(
+            std::io::ErrorKind::AddrInUse,
+            "all passive ports are in use",
+        ))
+    }
+}
+
+#[async_trait::async_trait]
+impl libunftp::options::Binder for PassiveBinder {
+    async fn bind(
+        &mut self,
+        _seen: IpAddr,
+        ports: std::ops::RangeInclusive<u16>,
+    ) -> std::io::Result<TcpSocket> {
+        let public = self.public_listener(ports)?;
+        let public_port = public.local_addr()?.port();
+        let internal = TcpSocket::new_v4()?;
+        internal.bind((Ipv4Addr::LOCALHOST, 0).into())?;
+        let internal_addr = internal.local_addr()?;
+        self.channels
+            .ports
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(internal_addr.port(), public_port);
+        tokio::spawn(self.channels.clone().serve(public, internal_addr));
+        Ok(internal)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn passive_replies_get_the_public_port() {
+        let config = Arc::new(
+            rustls::ServerConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_cert_resolver(Arc::new(rustls::server::ResolvesServerCertUsingSni::new())),
+        );
+        let tls = SessionTls {
+            control: config.clone(),
+            data: config.clone(),
+            upload: config,
+        };
+        let policy = DataPolicy {
+            require_session_reuse: true,
+            connect_timeout: Duration::from_secs(1),
+            handshake_timeout: Duration::from_secs(1),
+        };
+        let (channels, _failures) = DataChannels::new(
+            Ipv4Addr::LOCALHOST.into(),
+            Ipv4Addr::LOCALHOST.into(),
+            tls,
+            policy,
+        );
+        channels.ports.lock().unwrap().insert(40001, 30005);
+        channels.ports.lock().unwrap().insert(40002, 30006);
+        let (out, port) = channels
+            .rewrite_passive_reply(b"227 Entering Passive Mode (10,0,0,5,156,65)\r\n")
+            .unwrap();
+        assert_eq!(out, b"227 Entering Passive Mode (10,0,0,5,117,53)\r\n");
+        assert_eq!(port, 30005);
+        let (out, port) = channels
+            .rewrite_passive_reply(b"229 Entering Extended Passive Mode (|||40002|)\r\n")
+            .unwrap();
+        assert_eq!(out, b"229 Entering Extended Passive Mode (|||30006|)\r\n");
+        assert_eq!(port, 30006);
+        assert!(
+            channels
+                .rewrite_passive_reply(b"229 Entering Extended Passive Mode (|||40002|)\r\n")
+                .is_none()
+        );
+        assert!(channels.rewrite_passive_reply(b"226 Done\r\n").is_none());
+    }
+}
