@@ -3,11 +3,15 @@
 # data), side by side on 127.0.0.1 with the same certificate, files and client:
 #   - 1 GiB download and upload throughput over TLS (curl, best of 2 runs);
 #   - sessions/s for login + LIST + quit over TLS, 20 curl clients in parallel;
-#   - memory of 200 idle logged-in sessions, every process of the server counted.
-# Prints each figure and the ratio ftpsd/vsftpd. Needs root (it creates, and
-# removes again, a local user for vsftpd's PAM login).
+#   - memory of 200 idle logged-in sessions, every process of the server counted;
+#   - 50 clients at once, each downloading a 64 MiB file: aggregate MB/s of
+#     ftpsd, vsftpd and nginx serving the same file over HTTPS to the same
+#     curl (this machine's ceiling for TLS bulk transfer), and ftpsd's peak
+#     RSS during the run (a fresh ftpsd, so VmHWM is this run's).
+# Prints each figure and the ratio ftpsd/vsftpd (and ftpsd/nginx). Needs root
+# (it creates, and removes again, a local user for vsftpd's PAM login).
 #
-#   bench/ftpsd.sh            (SIZE_MIB=1024 SESSIONS=400 IDLE=200 by default)
+#   bench/ftpsd.sh   (SIZE_MIB=1024 SESSIONS=400 IDLE=200 CLIENTS=50 CLIENT_MIB=64 by default)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -15,6 +19,8 @@ SIZE_MIB=${SIZE_MIB:-1024}
 SESSIONS=${SESSIONS:-400}
 PARALLEL=${PARALLEL:-20}
 IDLE=${IDLE:-200}
+CLIENTS=${CLIENTS:-50}
+CLIENT_MIB=${CLIENT_MIB:-64}
 USER_NAME=ftbench$$
 PASSWORD=bench-$RANDOM-$RANDOM
 
@@ -63,6 +69,16 @@ mkdir -p "$VHOME" "$TMP/ftpsd-data/$USER_NAME" "$TMP/empty"
 dd if=/dev/urandom of="$TMP/big.bin" bs=1M count="$SIZE_MIB" status=none
 cp "$TMP/big.bin" "$VHOME/big.bin"
 cp "$TMP/big.bin" "$TMP/ftpsd-data/$USER_NAME/big.bin"
+# One file per concurrent client (hard links: the same pages for every server).
+mkdir -p "$TMP/www"
+dd if=/dev/urandom of="$TMP/www/c-1.bin" bs=1M count="$CLIENT_MIB" status=none
+for i in $(seq 2 "$CLIENTS"); do ln "$TMP/www/c-1.bin" "$TMP/www/c-$i.bin"; done
+for i in $(seq 1 "$CLIENTS"); do
+  ln "$TMP/www/c-1.bin" "$VHOME/c-$i.bin"
+  ln "$TMP/www/c-1.bin" "$TMP/ftpsd-data/$USER_NAME/c-$i.bin"
+done
+chmod 755 "$TMP/www"
+chmod 644 "$TMP/www/c-1.bin"
 chown -R "$USER_NAME" "$VHOME" "$TMP/ftpsd-data/$USER_NAME"
 
 echo "== starting vsftpd and ftpsd"
@@ -132,9 +148,39 @@ sed -e "s/127.0.0.1:$FPORT/127.0.0.1:$NPORT/" -e "s/127.0.0.1:$MPORT/127.0.0.1:$
 printf '[login]\nverified_cache_seconds = 0\n' >>"$TMP/ftpsd-nocache.toml"
 RUST_LOG=warn "$FTPSD" --config "$TMP/ftpsd-nocache.toml" 2>"$TMP/ftpsd-nocache.log" &
 PIDS+=($!)
+# A third ftpsd, fresh, for the concurrent downloads: its VmHWM is their peak RSS.
+CPORT=$(free_port)
+sed -e "s/127.0.0.1:$FPORT/127.0.0.1:$CPORT/" -e "s/127.0.0.1:$MPORT/127.0.0.1:$(free_port)/" \
+  -e 's/port_min = 42000/port_min = 44000/' -e 's/port_max = 42999/port_max = 44999/' \
+  "$TMP/ftpsd.toml" >"$TMP/ftpsd-concurrent.toml"
+RUST_LOG=warn "$FTPSD" --config "$TMP/ftpsd-concurrent.toml" 2>"$TMP/ftpsd-concurrent.log" &
+PIDS+=($!)
+CPID=$!
+# nginx serving the same files over HTTPS with the same certificate.
+HPORT=$(free_port)
+cat >"$TMP/nginx.conf" <<EOF
+worker_processes auto;
+pid $TMP/nginx.pid;
+error_log $TMP/nginx-error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  server {
+    listen 127.0.0.1:$HPORT ssl;
+    ssl_certificate $TMP/tls.crt;
+    ssl_certificate_key $TMP/tls.key;
+    ssl_protocols TLSv1.3;
+    root $TMP/www;
+  }
+}
+EOF
+nginx -c "$TMP/nginx.conf" -g 'daemon off;' &
+PIDS+=($!)
 wait_port "$VPORT"
 wait_port "$FPORT"
 wait_port "$NPORT"
+wait_port "$CPORT"
+wait_port "$HPORT"
 
 curl_ftps() { curl -sS --ssl-reqd --cacert "$TMP/ca.crt" -u "$USER_NAME:$PASSWORD" "$@"; }
 
@@ -179,6 +225,22 @@ idle_memory() {
 
 ratio() { python3 -c "print(round($1 / $2, 2))"; }
 
+# Aggregate MB/s of CLIENTS curls at once, each fetching its own file PREFIX<n>.bin;
+# fails unless every one got the whole file.
+concurrent_downloads() {
+  local prefix=$1 start end total
+  start=$(date +%s.%N)
+  total=$(seq "$CLIENTS" | xargs -P "$CLIENTS" -I{} \
+    curl -sS --ssl-reqd --cacert "$TMP/ca.crt" -u "$USER_NAME:$PASSWORD" -o /dev/null \
+    -w '%{size_download}\n' "${prefix}{}.bin" | awk '{ s += $1 } END { print s }')
+  end=$(date +%s.%N)
+  if [ "$total" != "$((CLIENTS * CLIENT_MIB * 1048576))" ]; then
+    echo "only $total bytes arrived from ${prefix}*" >&2
+    return 1
+  fi
+  python3 -c "print(round($total / ($end - $start) / 1e6, 1))"
+}
+
 echo "== download ${SIZE_MIB} MiB"
 V_DOWN=$(throughput "$VPORT" down)
 F_DOWN=$(throughput "$FPORT" down)
@@ -199,6 +261,12 @@ F_MEM=$(idle_memory "$FPORT" "$FPID")
 V_PSS=$(sed -E 's/.*pss_kib=([0-9]+).*/\1/' <<<"$V_MEM")
 F_PSS=$(sed -E 's/.*pss_kib=([0-9]+).*/\1/' <<<"$F_MEM")
 
+echo "== $CLIENTS clients at once, ${CLIENT_MIB} MiB each"
+H_CONC=$(concurrent_downloads "https://127.0.0.1:$HPORT/c-")
+V_CONC=$(concurrent_downloads "ftp://127.0.0.1:$VPORT/c-")
+F_CONC=$(concurrent_downloads "ftp://127.0.0.1:$CPORT/c-")
+F_PEAK=$(awk '/^VmHWM/ { print $2 }' "/proc/$CPID/status")
+
 echo
 # shellcheck source=/dev/null
 echo "machine: $(nproc) cores, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1), $(. /etc/os-release && echo "$PRETTY_NAME")"
@@ -210,6 +278,9 @@ printf '%-34s %12s %12s %8s\n' "sessions/s ($PARALLEL parallel)" "$V_SPS" "$F_SP
 printf '%-34s %12s %12s %8s\n' "  same, PBKDF2 on every login" "$V_SPS" "$N_SPS" "$(ratio "$N_SPS" "$V_SPS")"
 printf '%-34s %12s %12s %8s\n' "one session alone (s, median of 5)" "$V_LAT" "$F_LAT" "$(ratio "$F_LAT" "$V_LAT")"
 printf '%-34s %12s %12s %8s\n' "memory, $IDLE idle sessions (PSS KiB)" "$V_PSS" "$F_PSS" "$(ratio "$F_PSS" "$V_PSS")"
+printf '%-34s %12s %12s %8s\n' "$CLIENTS x ${CLIENT_MIB} MiB at once (MB/s)" "$V_CONC" "$F_CONC" "$(ratio "$F_CONC" "$V_CONC")"
+printf '%-34s %12s %12s %8s\n' "  nginx HTTPS, same files (MB/s)" "$H_CONC" "$F_CONC" "$(ratio "$F_CONC" "$H_CONC")"
+echo "ftpsd peak RSS during the $CLIENTS downloads: $((F_PEAK / 1024)) MiB"
 echo "vsftpd: $V_MEM"
 echo "ftpsd:  $F_MEM"
-echo "targets: throughput >= 1.0, sessions/s >= 1.0, memory <= 0.5"
+echo "targets: throughput >= 1.0, sessions/s >= 1.0, memory <= 0.5; $CLIENTS clients >= 0.9 of nginx, peak RSS < 64 MiB"

@@ -293,6 +293,40 @@ def ftps_refuses_plain_login() -> str:
     return "USER before AUTH TLS answered 530 (right password, refused for want of TLS)"
 
 
+# The protections of ftpsd that matter behind the load balancer, whose
+# masquerade gives every client one source address (crates/ftpsd/tests/protections.py).
+PROTECTIONS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../crates/ftpsd/tests/protections.py")
+
+
+def protections(scenario: str, *extra: str, timeout: float = 120) -> str:
+    out = subprocess.run(
+        [sys.executable, PROTECTIONS, scenario, "--host", LB, "--port", "21", "--cafile", CA,
+         "--user", "ft", "--password", open(os.path.join(LOCAL, "ftps-password")).read().strip(), *extra],
+        capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
+    )
+    seen = out.stdout.strip().splitlines()
+    expect(out.returncode == 0 and seen[-1:] == ["OK"], f"{scenario}: {out.stdout[-1500:]} {out.stderr[-800:]}")
+    return "; ".join(line.strip() for line in seen[:-1])[:400]
+
+
+@phase("ftps-lb")
+def ftps_other_names_failing_do_not_lock_out_ft() -> str:
+    # More failures than max_failures (5), all from the masquerade's address.
+    return protections("shared_source", "--failures", "6")
+
+
+@phase("ftps-lb")
+def ftps_data_connections_bound_to_their_session() -> str:
+    return " | ".join([protections("no_reuse_gets_522"),
+                       protections("intruder_download", "--file", "lb-owned.bin"),
+                       protections("intruder_upload", "--file", "lb-owned.bin")])
+
+
+@phase("ftps-lb")
+def ftps_every_failed_data_connection_gets_a_reply() -> str:
+    return protections("failed_handshake", "--handshake-timeout", "5", "--connect-timeout", "9")
+
+
 # --- 6. every pod's collect writes to InfluxDB -----------------------------------------
 
 # A measurement only that pod's inputs write, besides internal_collect.

@@ -763,7 +763,7 @@ def kill_every_program(kubelet: Kubelet) -> list[str]:
 # written before), a hung pod caught by its liveness probe, and every check
 # again.
 USER_CHECKS = ["web", "ssh", "wordpress", "phpmyadmin", "ftps", "metrics", "grafana"]
-ALL_PHASES: list[str] = [*USER_CHECKS, "persist-write", "kill-all", "hang:phpmyadmin", *USER_CHECKS]
+ALL_PHASES: list[str] = [*USER_CHECKS, "ftps-lb", "persist-write", "kill-all", "hang:phpmyadmin", *USER_CHECKS]
 
 
 def main() -> int:

@@ -2,7 +2,7 @@
 //!
 //! For each `PASV`/`EPSV`, libunftp asks [`PassiveBinder`] for a listener:
 //! it gets a loopback one, and ftpsd opens the real passive port itself
-//! ([`DataChannels::serve`]). There it accepts the client's connections
+//! (`DataChannels::serve`). There it accepts the client's connections
 //! (only from the control connection's address), runs their TLS handshakes
 //! with the session's own configuration ([`crate::tls::SessionTls`]), and
 //! the first handshake to finish decides:

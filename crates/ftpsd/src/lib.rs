@@ -8,15 +8,14 @@
 //! `echo -n secret | ftpsd hash-password` prints a users-file hash.
 //!
 //! # What it reads
-//! - The TOML config ([`config::Config`]; every key optional, defaults are
-//!   those of the cluster): control address `0.0.0.0:21`, metrics
-//!   `0.0.0.0:9902`, `data_root = /var/lib/ftps`, users file
-//!   `/run/secrets/ft-ftps/users`, `[tls] cert/key` under `/run/secrets/ft-tls/`,
-//!   `[passive] port_min/port_max = 30000/30019` and `address` (the load
-//!   balancer's IPv4, filled in by supervise from `${LB_IP}`; empty = the
-//!   control connection's local address), `max_sessions = 100`,
-//!   `idle_timeout_seconds = 600`, `[login] failure_delay_ms = 1000`,
-//!   `max_failures = 5`, `lockout_seconds = 300`, `verified_cache_seconds = 300`.
+//! - The TOML config ([`config::Config`], where every key is documented;
+//!   every key optional, defaults are those of the cluster): control address
+//!   `0.0.0.0:21`, metrics `0.0.0.0:9902`, `data_root = /var/lib/ftps`,
+//!   users file `/run/secrets/ft-ftps/users`, `[tls] cert/key` under
+//!   `/run/secrets/ft-tls/`, `[passive] port_min/port_max = 30000/30019` and
+//!   `address` (the load balancer's IPv4, filled in by supervise from
+//!   `${LB_IP}`; empty = the control connection's local address), session
+//!   limits and timeouts, and the `[login]` policy.
 //! - The users file: one `name:$pbkdf2-sha256$i=N$salt$key` line per user
 //!   (PHC string, standard base64 without padding; `#` comments). See
 //!   [`users`]. Plain-text passwords are not accepted.
@@ -26,22 +25,27 @@
 //! and `PROT P` before any data port is opened; ftpsd terminates the control
 //! connection's TLS itself and relays the commands to libunftp, because
 //! libunftp 0.24 enforces `PROT P` for `PASV` only ([`control_channel`]).
-//! Passive mode (PASV and EPSV) in the configured port range. Each
-//! user is confined to `<data_root>/<name>`, created (mode 0700) at first
-//! login; the back end resolves every path beneath that directory with
-//! `cap-std`, so `..`, absolute paths and symlinks cannot leave it. Failed
-//! logins are delayed and a client IP is locked out after repeated failures
-//! ([`login_guard`]); idle sessions are closed; a connection over
-//! `max_sessions` gets `421` ([`server`]).
+//! Passive mode (PASV and EPSV) in the configured port range; every data
+//! connection must resume its own control connection's TLS session, and a
+//! failed one is answered (`522`/`425`) in place of its transfer's reply
+//! ([`data_channel`]). Each user is confined to `<data_root>/<user>`,
+//! created (mode 0700) at first login; the back end resolves every path
+//! beneath that directory with `cap-std`, so `..`, absolute paths and
+//! symlinks cannot leave it, and stages uploads in `<data_root>/.uploads`
+//! ([`storage`]). Failed logins are delayed and lock the account out
+//! ([`login_guard`]); connections that do not log in are bounded and timed
+//! out, logged-in sessions capped ([`admission`]); idle sessions are closed.
+//! Nothing depends on the client's address, which behind the cluster's load
+//! balancer is the same for everyone.
 //!
 //! # What it writes
 //! Files under the data root; logs (one structured line per login, transfer
 //! and change) to stderr; Prometheus metrics at `GET /metrics` ([`metrics`]).
 //!
 //! # Privileges
-//! It needs no root: the image runs it as an unprivileged user, with
-//! `CAP_NET_BIND_SERVICE` on the binary (`setcap cap_net_bind_service=+ep`)
-//! for port 21, and the data root owned by that user.
+//! It needs no root: the image runs it as an unprivileged user owning the
+//! data root; the pod's sysctl `net.ipv4.ip_unprivileged_port_start=21` lets
+//! it bind port 21 (with no_new_privs, a file capability would not).
 
 pub mod accounts;
 pub mod admission;

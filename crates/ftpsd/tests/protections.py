@@ -6,6 +6,8 @@ connections that do not log in, and a full disk.
 
     protections.py SCENARIO --port P --cafile CA --user U --password PW [...]
 
+crates/ftpsd/tests/protections.rs runs them against ftpsd on loopback, the
+stack test (tests/stack/checks.py) through the load balancer's address.
 Each scenario prints what it saw and "OK" last; it exits 1 at the first
 failed expectation. Raw sockets where a stock client cannot misbehave as
 needed; ftplib (resuming the control session, as FileZilla does) otherwise.
@@ -42,7 +44,7 @@ def context(args):
 
 def connect(args, cls=ReusingFTP_TLS):
     f = cls(context=context(args), timeout=60)
-    f.connect("127.0.0.1", args.port)
+    f.connect(args.host, args.port)
     return f
 
 
@@ -113,6 +115,19 @@ def scenario_cross_account(args):
     print("OK")
 
 
+def scenario_shared_source(args):
+    """Behind a load balancer every client has one address: failures under
+    many names from it (more than max_failures) lock nobody else out."""
+    for i in range(args.failures):
+        reply, took = try_login(args, f"guess-{i}", "wrong")
+        print(f"  guess-{i}: {reply.strip()[:40]} after {took:.1f} s")
+    reply, took = try_login(args, args.user, args.password)
+    if reply != "230":
+        fail(f"{args.user}'s right password failed after {args.failures} failures of other names: {reply}")
+    print(f"  {args.user} logs in after {args.failures} failures of other names from the same address")
+    print("OK")
+
+
 def scenario_source_lockout(args):
     """With per_source on, failures under many names lock the address out."""
     for i in range(args.failures):
@@ -166,9 +181,9 @@ def scenario_no_reuse_gets_522(args):
 def intruder(args, port, payload=None):
     """Another client (same address, its own TLS session) on someone's passive port:
     returns what it could read."""
-    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s = socket.create_connection((args.host, port), timeout=10)
     try:
-        t = context(args).wrap_socket(s, server_hostname="127.0.0.1")
+        t = context(args).wrap_socket(s, server_hostname=args.host)
     except (ssl.SSLError, OSError) as e:
         print(f"  intruder's handshake failed: {e}")
         return b""
@@ -188,6 +203,8 @@ def intruder(args, port, payload=None):
 
 def scenario_intruder_download(args):
     f = login(args)
+    if args.file not in f.nlst():
+        f.storbinary(f"STOR {args.file}", io.BytesIO(b"the owner's data\n" * 65536))
     port = pasv_port(f)
     stolen = []
     thief = threading.Thread(target=lambda: stolen.append(intruder(args, port)))
@@ -236,7 +253,7 @@ def scenario_failed_handshake(args):
     ]
     for what, sent, bound in cases:
         port = pasv_port(f)
-        s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        s = socket.create_connection((args.host, port), timeout=10)
         if sent:
             s.sendall(sent)
         first, final, took = transfer_reply(f, "NLST", wait=bound + 10)
@@ -265,7 +282,7 @@ def scenario_failed_handshake(args):
 
 
 def raw_control(args):
-    s = socket.create_connection(("127.0.0.1", args.port), timeout=60)
+    s = socket.create_connection((args.host, args.port), timeout=60)
     greeting = s.recv(1024)
     if not greeting.startswith(b"220"):
         fail(f"greeting {greeting!r}")
@@ -370,6 +387,7 @@ def scenario_disk_full(args):
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("scenario")
+    p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--cafile", required=True)
     p.add_argument("--user", required=True)
