@@ -21,9 +21,9 @@ HERE = pathlib.Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 FAKE = HERE / "fakes" / "fake.py"
 SERVICES = ["nginx", "wordpress", "phpmyadmin", "mysql", "influxdb", "grafana", "ftps"]
-SECRETS = ["ft-tls", "ft-mysql", "ft-influxdb", "ft-wordpress", "ft-ftps", "ft-ssh", "ft-grafana"]
+SECRETS = ["ft-tls", "ft-mysql", "ft-influxdb", "ft-wordpress", "ft-phpmyadmin", "ft-ftps", "ft-ssh", "ft-grafana"]
 CLUSTER_TOOLS = ["minikube", "docker", "kubectl"]
-LOCAL_TOOLS = ["openssl", "ssh-keygen"]
+LOCAL_TOOLS = ["openssl", "ssh-keygen", "python3"]
 NODE_IP = "192.168.58.2"
 LB_IP = "192.168.58.240"
 REAL_KUBECTL = shutil.which("kubectl")
@@ -70,6 +70,8 @@ class Run:
         self.err = proc.stderr
         log = state / "calls.jsonl"
         self.calls = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+        local = state / "local-calls.log"
+        self.local_command_lines = local.read_text().splitlines() if local.exists() else []
 
     def of(self, tool):
         return [c for c in self.calls if c["tool"] == tool]
@@ -85,9 +87,15 @@ def run(repo, sysbin, *args, missing=(), env=None, timeout=120):
     for tool in CLUSTER_TOOLS:
         if tool not in missing:
             (toolbin / tool).symlink_to(FAKE)
+    # The real local tools, behind a shim that records each command line.
     for tool in LOCAL_TOOLS:
         if tool not in missing:
-            (toolbin / tool).symlink_to(shutil.which(tool))
+            shim = toolbin / tool
+            shim.write_text(
+                "#!/bin/sh\n"
+                f"printf '%s\\n' \"{tool} $*\" >> \"$FAKE_STATE/local-calls.log\"\n"
+                f"exec {shutil.which(tool)} \"$@\"\n")
+            shim.chmod(0o755)
     state = repo.parent / "fake-state"
     full_env = {
         "PATH": f"{toolbin}:{sysbin}",
@@ -98,7 +106,9 @@ def run(repo, sysbin, *args, missing=(), env=None, timeout=120):
     }
     full_env.update(env or {})
     # The log is per run; the fake's other state (cluster, images) persists.
+    state.mkdir(parents=True, exist_ok=True)
     (state / "calls.jsonl").unlink(missing_ok=True)
+    (state / "local-calls.log").unlink(missing_ok=True)
     proc = subprocess.run(
         ["bash", str(repo / "setup.sh"), *args],
         cwd=repo, env=full_env, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
@@ -126,7 +136,9 @@ def test_fresh_up_builds_configures_applies_and_prints_urls(repo, sysbin):
     r = run(repo, sysbin, "up", env={"FAKE_NOT_READY_POLLS": "1"})
     assert r.rc == 0, r.err
     mk = [c["args"] for c in r.of("minikube")]
-    assert ["start", "--driver=docker"] in mk
+    # a CNI that enforces the NetworkPolicies, and the output says they are
+    assert ["start", "--driver=docker", "--cni=calico"] in mk
+    assert "network policies          enforced by calico-node" in r.out
     assert ["addons", "enable", "metallb"] in mk and ["addons", "enable", "dashboard"] in mk
     # builder first, then every service; all into minikube's Docker
     assert r.builds() == ["ft-build:latest"] + [f"{s}:ft-services" for s in SERVICES]
@@ -279,6 +291,7 @@ def test_secrets_command_needs_no_cluster(repo, sysbin, tmp_path):
         "ft-mysql": ["collect-password", "phpmyadmin-password", "root-password", "wordpress-password"],
         "ft-influxdb": ["admin-password", "collect-password", "grafana-password"],
         "ft-wordpress": ["admin-password", "users"],
+        "ft-phpmyadmin": ["blowfish-secret"],
         "ft-ftps": ["users"],
         "ft-ssh": ["authorized_keys", "password-hash", "ssh_host_ed25519_key"],
         "ft-grafana": ["admin-password"],
@@ -311,6 +324,9 @@ def test_secrets_command_needs_no_cluster(repo, sysbin, tmp_path):
                            input=(target / "local/ssh-password").read_text(), capture_output=True, text=True)
     assert again.stdout.strip() == (target / "ft-ssh/password-hash").read_text()
     assert oct((target / "ft-mysql/root-password").stat().st_mode & 0o777) == "0o600"
+    # phpMyAdmin's cookie key: 32 random bytes, hex
+    blowfish = (target / "ft-phpmyadmin/blowfish-secret").read_text()
+    assert len(bytes.fromhex(blowfish)) == 32
     # a second run keeps every file
     before = snapshot(target)
     assert run(repo, sysbin, "secrets", env={"SECRETS_DIR": str(target), "LB_IP": "10.20.30.40"}).rc == 0
@@ -331,3 +347,41 @@ def test_credentials_prints_the_logins(repo, sysbin):
 def test_unknown_command_shows_usage(repo, sysbin):
     r = run(repo, sysbin, "frobnicate")
     assert r.rc != 0 and "./setup.sh status" in r.err
+
+
+def test_a_running_cluster_without_a_policy_cni_is_told_so(repo, sysbin):
+    run(repo, sysbin, "up")  # the fake cluster exists now
+    r = run(repo, sysbin, "up", env={"FAKE_CNI": "kindnet"})
+    assert r.rc == 0, r.err
+    assert not [c for c in r.of("minikube") if c["args"][:1] == ["start"]]
+    assert "does not enforce NetworkPolicy" in r.err
+    assert "minikube delete && ./setup.sh" in r.err and "--cni=calico" in r.err
+    assert "network policies          NOT enforced" in r.out
+    assert "enforced by" not in r.out
+
+
+def secret_values(secrets_dir):
+    """Every generated secret, and each line and colon-separated part of the multi-line ones."""
+    values = set()
+    for path in secrets_dir.rglob("*"):
+        if not path.is_file() or path.name in ("tls-address", "known_hosts", "dashboard.log"):
+            continue
+        text = path.read_text(errors="replace").strip()
+        for line in [text, *text.splitlines()]:
+            for part in [line, *line.split(":")]:
+                part = part.strip()
+                if len(part) >= 12 and not part.startswith("-----") and " " not in part:
+                    values.add(part)
+    return values
+
+
+def test_no_generated_secret_on_any_command_line(repo, sysbin):
+    r = run(repo, sysbin, "up")
+    assert r.rc == 0, r.err
+    values = secret_values(repo / ".secrets")
+    assert len(values) > 20, sorted(values)  # the secrets exist, so this test can fail
+    lines = r.local_command_lines + [" ".join([c["tool"], *c["args"]]) for c in r.calls]
+    assert any(line.startswith("python3 ") for line in lines), "the FTPS hash was not made"
+    assert any(line.startswith("openssl ") for line in lines)
+    leaked = sorted({v for v in values for line in lines if v in line})
+    assert not leaked, f"{len(leaked)} secret(s) on command lines"

@@ -69,8 +69,8 @@ PODS = {
     for p in [
         PodSpec("mysql", f"{SUBNET}.11"),
         PodSpec("influxdb", f"{SUBNET}.12", users=["influxdb"]),
-        PodSpec("phpmyadmin", f"{SUBNET}.13", users=["nginx"]),
-        PodSpec("wordpress", f"{SUBNET}.14", users=["nginx"]),
+        PodSpec("phpmyadmin", f"{SUBNET}.13", users=["nginx", "php"]),
+        PodSpec("wordpress", f"{SUBNET}.14", users=["nginx", "php"]),
         PodSpec("nginx", f"{SUBNET}.15", users=["nginx", "ft:/home/ft:/bin/sh"]),
         PodSpec("ftps", f"{SUBNET}.16", users=["ftps"]),
         PodSpec("grafana", f"{SUBNET}.17", users=["grafana"], absent_programs=["grafana"]),

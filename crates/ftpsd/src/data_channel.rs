@@ -35,8 +35,10 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_rustls::server::TlsStream;
 
-/// Copy buffer per direction of a data connection.
+/// Copy buffer of a data connection in the direction of the transfer, and
+/// in the other one (which carries nothing but the end of the stream).
 const DATA_BUFFER: usize = 256 * 1024;
+const REVERSE_BUFFER: usize = 8 * 1024;
 /// Connections accepted on one passive port while their handshakes run.
 const MAX_PENDING_HANDSHAKES: usize = 8;
 
@@ -262,12 +264,13 @@ impl DataChannels {
         };
         let _ = backend.set_nodelay(true);
         // Ends with close_notify to the client once libunftp closes its side.
-        if let Err(e) = tokio::io::copy_bidirectional_with_sizes(
-            &mut tls,
-            &mut backend,
-            DATA_BUFFER,
-            DATA_BUFFER,
-        )
+        let (to_backend, to_client) = if self.upload_pending.load(Ordering::Relaxed) {
+            (DATA_BUFFER, REVERSE_BUFFER)
+        } else {
+            (REVERSE_BUFFER, DATA_BUFFER)
+        };
+        if let Err(e) =
+            tokio::io::copy_bidirectional_with_sizes(&mut tls, &mut backend, to_backend, to_client)
         .await
         {
             tracing::debug!(client = %self.client_ip, port, error = %e, "data connection ended early");

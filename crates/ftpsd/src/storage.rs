@@ -15,12 +15,14 @@ use std::io::SeekFrom;
 use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use tokio::io::{AsyncSeekExt, AsyncWriteExt, BufReader, BufWriter};
+use std::io::{Read as _, Seek as _, Write as _};
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use unftp_core::storage::{Error, ErrorKind, Fileinfo, Result, StorageBackend};
 use unftp_sbe_fs::{Filesystem, Meta};
 
-/// Bytes per file read or write.
-const CHUNK: usize = 1024 * 1024;
+/// Bytes per file read or write: one trip to the blocking pool each, and
+/// one buffer of this size per transfer.
+const CHUNK: usize = 256 * 1024;
 
 /// One session's storage.
 #[derive(Debug)]
@@ -121,7 +123,7 @@ impl StorageBackend<Account> for HomeStorage {
 
     async fn get_into<'a, P, W: ?Sized>(
         &self,
-        user: &Account,
+        _user: &Account,
         path: P,
         start_pos: u64,
         output: &'a mut W,
@@ -130,18 +132,20 @@ impl StorageBackend<Account> for HomeStorage {
         W: tokio::io::AsyncWrite + Unpin + Sync + Send,
         P: AsRef<Path> + Send + Debug,
     {
-        let mut reader = self.reader(user, path.as_ref(), start_pos).await?;
-        let copied = tokio::io::copy_buf(&mut reader, output).await?;
-        Ok(copied)
+        let file = self.open_for_reading(path.as_ref(), start_pos).await?;
+        Ok(send_file(file, output).await?)
     }
 
     async fn get<P: AsRef<Path> + Send + Debug>(
         &self,
-        user: &Account,
+        _user: &Account,
         path: P,
         start_pos: u64,
     ) -> Result<Box<dyn tokio::io::AsyncRead + Send + Sync + Unpin>> {
-        Ok(Box::new(self.reader(user, path.as_ref(), start_pos).await?))
+        let file = self.open_for_reading(path.as_ref(), start_pos).await?;
+        let mut file = tokio::fs::File::from_std(file);
+        file.set_max_buf_size(CHUNK);
+        Ok(Box::new(file))
     }
 
     /// A new upload is written to a file of the staging directory and
@@ -209,7 +213,7 @@ impl StorageBackend<Account> for HomeStorage {
             })
             .await?
         };
-        let written = write_all(tokio::fs::File::from_std(file.into_std()), input).await;
+        let written = write_all(file.into_std(), input).await;
         let keep = match &written {
             Ok(_) => true,
             Err(e) => !out_of_space(e),
@@ -256,20 +260,66 @@ impl StorageBackend<Account> for HomeStorage {
     }
 }
 
-/// Copies `input` into `file` in large chunks; the file's last write has
-/// landed when this returns.
-async fn write_all<R: tokio::io::AsyncRead + Unpin>(
-    mut file: tokio::fs::File,
-    input: R,
+/// Copies `file` to `output`, a chunk per trip to the blocking pool, with
+/// one buffer that goes there and back: one copy of the data in memory.
+async fn send_file<W: AsyncWrite + Unpin + ?Sized>(
+    mut file: std::fs::File,
+    output: &mut W,
 ) -> std::io::Result<u64> {
-    file.set_max_buf_size(CHUNK);
-    let mut reader = BufReader::with_capacity(CHUNK, input);
-    let mut writer = BufWriter::with_capacity(CHUNK, file);
-    let copied = tokio::io::copy_buf(&mut reader, &mut writer).await?;
-    writer.flush().await?;
-    // Flushing the tokio file waits for its last write to land.
-    writer.into_inner().flush().await?;
-    Ok(copied)
+    let mut buf = vec![0u8; CHUNK];
+    let mut total = 0;
+    loop {
+        let (back_file, back_buf, read) = tokio::task::spawn_blocking(move || {
+            let read = file.read(&mut buf);
+            (file, buf, read)
+        })
+        .await
+        .map_err(std::io::Error::other)?;
+        (file, buf) = (back_file, back_buf);
+        let n = read?;
+        if n == 0 {
+            break;
+        }
+        output.write_all(&buf[..n]).await?;
+        total += n as u64;
+    }
+    output.flush().await?;
+    Ok(total)
+}
+
+/// Copies `input` into `file`, a full chunk per trip to the blocking pool,
+/// with one buffer; the last write has landed when this returns.
+async fn write_all<R: AsyncRead + Unpin>(
+    mut file: std::fs::File,
+    mut input: R,
+) -> std::io::Result<u64> {
+    let mut buf = vec![0u8; CHUNK];
+    let mut total = 0;
+    loop {
+        let mut filled = 0;
+        while filled < CHUNK {
+            match input.read(&mut buf[filled..]).await? {
+                0 => break,
+                n => filled += n,
+            }
+        }
+        if filled == 0 {
+            break;
+        }
+        let (back_file, back_buf, written) = tokio::task::spawn_blocking(move || {
+            let written = file.write_all(&buf[..filled]);
+            (file, buf, written)
+        })
+        .await
+        .map_err(std::io::Error::other)?;
+        (file, buf) = (back_file, back_buf);
+        written?;
+        total += filled as u64;
+        if filled < CHUNK {
+            break;
+        }
+    }
+    Ok(total)
 }
 
 /// `REST n` then `STOR`: in place from `n`; cut back to `n` when the disk is full.
@@ -285,15 +335,20 @@ async fn resume_upload<R: tokio::io::AsyncRead + Unpin>(
         home.open_with(path, &options)
     })
     .await?;
-    let mut file = tokio::fs::File::from_std(file.into_std());
-    file.set_len(start_pos).await?;
-    file.seek(SeekFrom::Start(start_pos)).await?;
-    let cut_back = file.try_clone().await?;
+    let mut file = file.into_std();
+    let cut_back = file.try_clone()?;
+    let file = tokio::task::spawn_blocking(move || {
+        file.set_len(start_pos)?;
+        file.seek(SeekFrom::Start(start_pos))?;
+        Ok::<_, std::io::Error>(file)
+    })
+    .await
+    .map_err(|e| Error::new(ErrorKind::LocalError, e))??;
     let written = write_all(file, input).await;
     if let Err(e) = &written
         && out_of_space(e)
     {
-        cut_back.set_len(start_pos).await?;
+        blocking(move || cut_back.set_len(start_pos)).await?;
     }
     written.map_err(storage_error)
 }
@@ -321,20 +376,17 @@ fn random_suffix() -> Result<String> {
 }
 
 impl HomeStorage {
-    async fn reader(
-        &self,
-        _user: &Account,
-        path: &Path,
-        start_pos: u64,
-    ) -> Result<BufReader<tokio::fs::File>> {
+    /// The file at `path` in the home, positioned at `start_pos`.
+    async fn open_for_reading(&self, path: &Path, start_pos: u64) -> Result<std::fs::File> {
         let home = self.home()?;
         let path = relative(path);
-        let file = blocking(move || home.open(path)).await?;
-        let mut file = tokio::fs::File::from_std(file.into_std());
-        file.set_max_buf_size(CHUNK);
-        if start_pos > 0 {
-            file.seek(SeekFrom::Start(start_pos)).await?;
-        }
-        Ok(BufReader::with_capacity(CHUNK, file))
+        blocking(move || {
+            let mut file = home.open(path)?.into_std();
+            if start_pos > 0 {
+                file.seek(SeekFrom::Start(start_pos))?;
+            }
+            Ok(file)
+        })
+        .await
     }
 }

@@ -87,6 +87,14 @@ pub struct Template {
     /// Octal permission bits, e.g. `"0640"`; 0644 when absent.
     #[serde(default, deserialize_with = "deserialize_mode")]
     pub mode: Option<u32>,
+    /// `user` or `user:group` owning the target (default: supervise's, root);
+    /// looked up at start, like a program's `user`.
+    #[serde(default)]
+    pub owner: Option<String>,
+    /// Copied byte for byte, no placeholders: a private copy of a mounted
+    /// Secret for the one program that may read it.
+    #[serde(default)]
+    pub verbatim: bool,
 }
 
 fn deserialize_mode<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {

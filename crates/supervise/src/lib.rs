@@ -23,14 +23,16 @@
 //! source = "/etc/nginx/templates/default.conf"
 //! target = "/etc/nginx/http.d/default.conf"
 //! mode = "0640"                  # optional
+//! owner = "nginx"                # optional: "user" or "user:group"
+//! verbatim = false               # optional: true copies byte for byte
 //!
 //! [[program]]
 //! name = "php-fpm"
-//! command = ["/usr/sbin/php-fpm82", "-F"]
+//! command = ["/usr/sbin/php-fpm83", "-F"]
 //! kind = "service"               # default; or "oneshot" (must exit 0)
 //! user = "nobody"                # optional
 //! directory = "/"                # optional
-//! env = { PHP_INI_SCAN_DIR = "/etc/php82/conf.d" }
+//! env = { PHP_INI_SCAN_DIR = "/etc/php83/conf.d" }
 //! ready = { unix = "/run/php-fpm.sock" }   # or tcp = "127.0.0.1:9000",
 //!                                           # http = "http://127.0.0.1:8080/", command = ["..."]
 //!
@@ -46,7 +48,10 @@
 //! the line and the variable. `$${` stands for a literal `${`; `$name`
 //! without braces (nginx variables) is left alone. Every template is
 //! rendered in memory first, then written (missing parent directories
-//! created, temp file + rename, mode 0644 unless `mode` says otherwise).
+//! created, temp file + rename, mode 0644 unless `mode` says otherwise,
+//! owned by `owner` when given). A `verbatim` template is copied as it is:
+//! that is how a mounted Secret (root's, mode 0400) becomes a private copy
+//! that only the program needing it can read.
 //!
 //! Anything wrong before the start (config, template, unknown `user`,
 //! health address in use) is reported on stderr and supervise exits 2 with
@@ -180,6 +185,7 @@ pub fn run(path: &Path) -> Result<i32, Error> {
         })
         .collect::<Result<Vec<_>, _>>()?;
     let rendered = template::render_all(&config.templates, &template::Environment)?;
+    template::check_owners(&rendered)?;
     let restarts_file = restarts::path(config.health.restarts_file.as_deref());
     if let Some(path) = restarts_file.as_ref().filter(|p| !p.is_absolute()) {
         return Err(Error::RestartsFile { path: path.clone() });

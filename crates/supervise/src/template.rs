@@ -33,6 +33,12 @@ pub enum TemplateError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("template target {path}: owner {owner:?}: {reason}")]
+    Owner {
+        path: PathBuf,
+        owner: String,
+        reason: String,
+    },
 }
 
 /// Where placeholder values come from; the process environment in
@@ -126,7 +132,8 @@ fn value(
 pub struct Rendered {
     pub target: PathBuf,
     pub mode: u32,
-    pub text: String,
+    pub owner: Option<String>,
+    pub contents: Vec<u8>,
 }
 
 /// Renders every template in memory, so that one bad template leaves every
@@ -138,22 +145,69 @@ pub fn render_all(
     templates
         .iter()
         .map(|t| {
-            let text =
-                std::fs::read_to_string(&t.source).map_err(|source| TemplateError::Read {
-                    path: t.source.clone(),
-                    source,
-                })?;
+            let read_err = |source| TemplateError::Read {
+                path: t.source.clone(),
+                source,
+            };
+            let contents = if t.verbatim {
+                std::fs::read(&t.source).map_err(read_err)?
+            } else {
+                let text = std::fs::read_to_string(&t.source).map_err(read_err)?;
+                render(&t.source, &text, values)?.into_bytes()
+            };
             Ok(Rendered {
                 target: t.target.clone(),
                 mode: t.mode.unwrap_or(0o644),
-                text: render(&t.source, &text, values)?,
+                owner: t.owner.clone(),
+                contents,
             })
         })
         .collect()
 }
 
+/// The uid and gid of `user` or `user:group` (the user's own group when
+/// none is named).
+fn owner_ids(
+    target: &Path,
+    owner: &str,
+) -> Result<(nix::unistd::Uid, nix::unistd::Gid), TemplateError> {
+    let err = |reason: String| TemplateError::Owner {
+        path: target.to_owned(),
+        owner: owner.to_owned(),
+        reason,
+    };
+    let (user, group) = match owner.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (owner, None),
+    };
+    let user = nix::unistd::User::from_name(user)
+        .map_err(|e| err(e.to_string()))?
+        .ok_or_else(|| err("no such user".into()))?;
+    let gid = match group {
+        Some(g) => {
+            nix::unistd::Group::from_name(g)
+                .map_err(|e| err(e.to_string()))?
+                .ok_or_else(|| err("no such group".into()))?
+                .gid
+        }
+        None => user.gid,
+    };
+    Ok((user.uid, gid))
+}
+
+/// Checks that every owner exists, before anything is written.
+pub fn check_owners(rendered: &[Rendered]) -> Result<(), TemplateError> {
+    for r in rendered {
+        if let Some(owner) = &r.owner {
+            owner_ids(&r.target, owner)?;
+        }
+    }
+    Ok(())
+}
+
 /// Writes each rendered file (temp file + rename, so a reader never sees
-/// half a file), creating missing parent directories.
+/// half a file, and never a file with the wrong owner or mode), creating
+/// missing parent directories.
 pub fn write_all(rendered: &[Rendered]) -> Result<(), TemplateError> {
     for r in rendered {
         let err = |source| TemplateError::Write {
@@ -166,7 +220,24 @@ pub fn write_all(rendered: &[Rendered]) -> Result<(), TemplateError> {
         let mut tmp = r.target.clone().into_os_string();
         tmp.push(".supervise-tmp");
         let tmp = PathBuf::from(tmp);
-        std::fs::write(&tmp, &r.text).map_err(err)?;
+        let _ = std::fs::remove_file(&tmp);
+        {
+            use std::io::Write as _;
+            use std::os::unix::fs::OpenOptionsExt as _;
+            // Created with no access for anyone, then given its owner and mode.
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp)
+                .map_err(err)?;
+            file.write_all(&r.contents).map_err(err)?;
+        }
+        if let Some(owner) = &r.owner {
+            let (uid, gid) = owner_ids(&r.target, owner)?;
+            nix::unistd::chown(&tmp, Some(uid), Some(gid))
+                .map_err(|e| err(std::io::Error::from(e)))?;
+        }
         std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(r.mode)).map_err(err)?;
         std::fs::rename(&tmp, &r.target).map_err(err)?;
     }

@@ -318,3 +318,71 @@ command = ["sh", "-c", "echo $(id -u) $(id -g) $(id -G) $PWD $EXTRA $HOME > {dir
     );
     assert_eq!(std::fs::read_to_string(sv.path("id")).unwrap(), expected);
 }
+
+#[test]
+fn a_verbatim_template_is_a_private_copy_for_its_owner() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "giving a file to another user needs root: run the suite as root, as tests/run.sh does"
+    );
+    let nobody = nix::unistd::User::from_name("nobody")
+        .unwrap()
+        .expect("user nobody");
+    let dir = tempfile::tempdir().unwrap();
+    // Not a template: a placeholder, a `$${` and bytes that are not UTF-8.
+    let secret: Vec<u8> = [b"pass${WORD}$${x}\n".as_slice(), &[0xff, 0x00, 0x80]].concat();
+    std::fs::write(dir.path().join("secret"), &secret).unwrap();
+    let mut sv = start_in(
+        dir,
+        r#"
+[[template]]
+source = "{dir}/secret"
+target = "{dir}/copies/collect/secret"
+mode = "0400"
+owner = "nobody"
+verbatim = true
+
+[[program]]
+name = "done"
+kind = "oneshot"
+command = ["true"]
+"#,
+        &[],
+    );
+    assert_eq!(sv.wait(15), 0, "{}", sv.stderr());
+    let copy = sv.path("copies/collect/secret");
+    let meta = std::fs::metadata(&copy).unwrap();
+    use std::os::unix::fs::MetadataExt as _;
+    assert_eq!(meta.uid(), nobody.uid.as_raw());
+    assert_eq!(meta.gid(), nobody.gid.as_raw());
+    assert_eq!(meta.mode() & 0o7777, 0o400);
+    assert_eq!(std::fs::read(&copy).unwrap(), secret);
+}
+
+#[test]
+fn an_unknown_template_owner_stops_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("secret"), "s").unwrap();
+    let mut sv = start_in(
+        dir,
+        r#"
+[[template]]
+source = "{dir}/secret"
+target = "{dir}/copy"
+owner = "no-such-user-here"
+verbatim = true
+
+[[program]]
+name = "never"
+command = ["sleep", "60"]
+"#,
+        &[],
+    );
+    assert_eq!(sv.wait(15), 2, "{}", sv.stderr());
+    assert!(
+        sv.stderr().contains("owner \"no-such-user-here\": no such user"),
+        "{}",
+        sv.stderr()
+    );
+    assert!(!sv.path("copy").exists(), "a target was written");
+}

@@ -9,7 +9,10 @@ cluster afterwards. It never touches the network.
 
 Knobs (environment): FAKE_NODE_IP (minikube ip), FAKE_DOCKER_DOWN=1 (docker
 info fails), FAKE_METALLB_CRDS=1 (the metallb.io CRDs exist),
-FAKE_NOT_READY_POLLS=N (deployments report not ready N times), FAKE_NEVER_READY=1.
+FAKE_NOT_READY_POLLS=N (deployments report not ready N times), FAKE_NEVER_READY=1,
+FAKE_CNI=name (a running cluster's CNI, for one started before this test:
+its DaemonSet in kube-system; a cluster the fake starts has the --cni it
+was given).
 """
 
 import json
@@ -118,6 +121,13 @@ def kubectl(args):
         return 0
     if words[:2] == ["get", "crd"]:
         return 0 if os.environ.get("FAKE_METALLB_CRDS") else 1
+    if "get" in words and "daemonsets" in words:
+        started = (STATE / "running").read_text()
+        cni = os.environ.get("FAKE_CNI") or next(
+            (a.split("=", 1)[1] for a in started.split() if a.startswith("--cni=")), "kindnet")
+        names = {"calico": "calico-node", "cilium": "cilium"}.get(cni, cni)
+        print(f"kube-proxy {names}")
+        return 0
     if "rollout" in words:
         return 0
     if "create" in words and "secret" in words:

@@ -6,14 +6,19 @@
 
 declare(strict_types=1);
 
-// The cookie encryption secret must be 32 bytes and the same in every
-// worker and after a restart: derived from the pod's TLS key (a mounted
-// Secret) rather than kept in the image.
-$cfg['blowfish_secret'] = substr(
-    hash('sha256', 'phpmyadmin cookies|' . (string) @file_get_contents('/run/secrets/ft-tls/tls.key'), true),
-    0,
-    32
-);
+// The cookie encryption key: 32 random bytes of the pod's own Secret
+// (ft-phpmyadmin/blowfish-secret, 64 hex digits), through supervise's
+// private copy for php-fpm's user. Without it phpMyAdmin serves no login:
+// a key anyone could know would let them forge and read login cookies.
+$secretFile = '/run/private/php/blowfish-secret';
+$secretHex = is_readable($secretFile) ? trim((string) file_get_contents($secretFile)) : '';
+if (preg_match('/^[0-9a-f]{64}$/', $secretHex) !== 1) {
+    error_log("phpMyAdmin: no valid cookie key in {$secretFile} (64 hex digits expected); refusing to serve");
+    http_response_code(503);
+    header('Content-Type: text/plain');
+    exit("phpMyAdmin is not configured: its cookie key is missing.\n");
+}
+$cfg['blowfish_secret'] = sodium_hex2bin($secretHex);
 
 $i = 1;
 $cfg['Servers'][$i]['auth_type'] = 'cookie';

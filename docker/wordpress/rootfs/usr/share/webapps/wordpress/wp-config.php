@@ -2,16 +2,16 @@
 /**
  * WordPress configuration of the wordpress image.
  *
- * The database is MySQL's Service; its password is read from the mounted
- * Secret at every request, so no secret is written into the image or its
- * file system. The site's address is the load balancer's (LB_IP, passed by
+ * The database is MySQL's Service; its password is read at every request
+ * from supervise's private copy of the mounted Secret (readable by php-fpm's
+ * user only), so no secret is written into the image. The site's address is the load balancer's (LB_IP, passed by
  * php-fpm's pool). Authentication keys and salts are not defined here:
  * WordPress then generates random ones once and keeps them in its database.
  */
 
 define('DB_NAME', 'wordpress');
 define('DB_USER', 'wordpress');
-define('DB_PASSWORD', rtrim((string) @file_get_contents('/run/secrets/ft-mysql/wordpress-password'), "\n"));
+define('DB_PASSWORD', rtrim((string) @file_get_contents('/run/private/php/wordpress-db-password'), "\n"));
 define('DB_HOST', 'mysql:3306');
 define('DB_CHARSET', 'utf8mb4');
 define('DB_COLLATE', '');
