@@ -129,6 +129,28 @@ sys.stdout.write(f"$pbkdf2-sha256$i={iterations}${b64(salt)}${b64(key)}")
 ' "$FTPS_ITERATIONS" <"$1"
 }
 
+# The CA's certificate revocation list (empty: nothing is revoked), served
+# by the nginx front at http://LB_IP/ca.crl, where the server certificate
+# says it is; valid as long as the certificate.
+generate_crl() {
+  local dir=$SECRETS_DIR/ft-tls db=$SECRETS_DIR/local/ca-db
+  mkdir -p "$db"
+  [[ -f $db/index.txt ]] || : >"$db/index.txt"
+  [[ -s $db/crlnumber ]] || echo 01 >"$db/crlnumber"
+  cat >"$db/ca.cnf" <<EOF
+[ca]
+default_ca = ft
+[ft]
+database = $db/index.txt
+crlnumber = $db/crlnumber
+default_md = sha256
+default_crl_days = 397
+EOF
+  openssl ca -gencrl -config "$db/ca.cnf" -keyfile "$SECRETS_DIR/local/ca.key" -cert "$dir/ca.crt" \
+    -out "$dir/ca.crl.tmp" 2>/dev/null
+  mv "$dir/ca.crl.tmp" "$dir/ca.crl"
+}
+
 # CA (kept in local/) and one server certificate for the address and every
 # Service name; the certificate is made again when the address changes.
 generate_tls() {
@@ -140,7 +162,8 @@ generate_tls() {
       -out "$dir/ca.crt"
     rm -f "$dir/tls.crt"
   fi
-  if [[ -s $dir/tls.crt && -s $dir/tls.key && "$(cat "$local/tls-address" 2>/dev/null)" == "$ip" ]]; then
+  if [[ -s $dir/tls.crt && -s $dir/tls.key && -s $dir/ca.crl && "$(cat "$local/tls-address" 2>/dev/null)" == "$ip" ]] &&
+    openssl x509 -in "$dir/tls.crt" -noout -ext crlDistributionPoints 2>/dev/null | grep -q "http://$ip/ca.crl"; then
     return 0
   fi
   local san="IP:$ip,IP:127.0.0.1,DNS:localhost" svc
@@ -152,11 +175,13 @@ generate_tls() {
   openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$tmp/tls.key" 2>/dev/null
   openssl req -new -key "$tmp/tls.key" -subj "/O=ft_services/CN=$ip" -out "$tmp/tls.csr"
   printf '%s\n' "subjectAltName=$san" "basicConstraints=critical,CA:FALSE" \
-    "keyUsage=critical,digitalSignature,keyEncipherment" "extendedKeyUsage=serverAuth" >"$tmp/ext"
+    "keyUsage=critical,digitalSignature,keyEncipherment" "extendedKeyUsage=serverAuth" \
+    "crlDistributionPoints=URI:http://$ip/ca.crl" >"$tmp/ext"
   openssl x509 -req -in "$tmp/tls.csr" -CA "$dir/ca.crt" -CAkey "$local/ca.key" -set_serial "0x$(openssl rand -hex 16)" \
     -days 397 -sha256 -extfile "$tmp/ext" -out "$tmp/tls.crt" 2>/dev/null
   mv "$tmp/tls.key" "$dir/tls.key"
   mv "$tmp/tls.crt" "$dir/tls.crt"
+  generate_crl
   printf '%s\n' "$ip" >"$local/tls-address"
   rm -rf "$tmp"
 }

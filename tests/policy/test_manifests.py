@@ -37,7 +37,8 @@ SUPERVISE_STATE_DIR = "/run/supervise"
 # also reads its InfluxDB password)
 SECRET_USERS = {
     "ft-tls": {"nginx", "wordpress", "phpmyadmin", "grafana", "ftps"},
-    "ft-mysql": {"mysql", "wordpress", "phpmyadmin"},
+    "ft-mysql": {"mysql", "wordpress"},
+    "ft-phpmyadmin": {"phpmyadmin"},
     "ft-influxdb": set(CONTRACT),
     "ft-wordpress": {"wordpress"},
     "ft-ftps": {"ftps"},
@@ -234,6 +235,24 @@ def test_secrets_mounted_read_only_where_the_contract_says(stack):
             assert "secretKeyRef" not in e.get("valueFrom", {}), "secrets are files, not environment"
 
 
+# Secret files anyone in a pod may read: the certificates.
+PUBLIC_KEYS = {"ca.crt", "ca.crl", "tls.crt"}
+
+
+def test_secret_files_are_root_only_but_the_certificates(stack):
+    """0400 (root): a program that needs a secret gets supervise's copy for its user."""
+    for name, d in of_kind(stack, "Deployment").items():
+        for v in d["spec"]["template"]["spec"]["volumes"]:
+            if "secret" not in v:
+                continue
+            s = v["secret"]
+            assert s.get("defaultMode") == 0o400, (name, v["name"])
+            for item in s.get("items", []):
+                want = 0o444 if item["key"] in PUBLIC_KEYS else 0o400
+                assert item.get("mode", s["defaultMode"]) == want, (name, v["name"], item)
+        assert "fsGroup" not in d["spec"]["template"]["spec"].get("securityContext", {}), name
+
+
 def test_restrictive_security_context(stack):
     for name, d in of_kind(stack, "Deployment").items():
         pod = d["spec"]["template"]["spec"]
@@ -297,7 +316,8 @@ def test_network_policies(stack):
     # Every pod's collector writes to InfluxDB; Grafana reads it.
     assert sources(policies_admitting(stack, "influxdb", 8086)) == {"any-stack-pod"}
     for name, (kind, ports) in CONTRACT.items():
-        assert sources(policies_admitting(stack, name, 9901)) == {"*"}, name
+        # the kubelet's probes come from the node, which policies always admit
+        assert not policies_admitting(stack, name, 9901), name
         if kind == "LoadBalancer":
             for port in ports:
                 assert sources(policies_admitting(stack, name, port)) == {"*"}, (name, port)

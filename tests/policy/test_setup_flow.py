@@ -287,7 +287,7 @@ def test_secrets_command_needs_no_cluster(repo, sysbin, tmp_path):
     assert r.calls == []
     keys = {name: sorted(p.name for p in (target / name).iterdir()) for name in SECRETS}
     assert keys == {
-        "ft-tls": ["ca.crt", "tls.crt", "tls.key"],
+        "ft-tls": ["ca.crl", "ca.crt", "tls.crt", "tls.key"],
         "ft-mysql": ["collect-password", "phpmyadmin-password", "root-password", "wordpress-password"],
         "ft-influxdb": ["admin-password", "collect-password", "grafana-password"],
         "ft-wordpress": ["admin-password", "users"],
@@ -302,6 +302,12 @@ def test_secrets_command_needs_no_cluster(repo, sysbin, tmp_path):
     san = subprocess.run(["openssl", "x509", "-noout", "-ext", "subjectAltName", "-in", target / "ft-tls/tls.crt"],
                          capture_output=True, text=True, check=True).stdout
     assert "IP Address:10.20.30.40" in san and "DNS:mysql.ft-services.svc" in san
+    # the CA's revocation list, signed by it, where the certificate says it is
+    subprocess.run(["openssl", "crl", "-noout", "-CAfile", target / "ft-tls/ca.crt", "-in", target / "ft-tls/ca.crl"],
+                   check=True, capture_output=True)
+    cdp = subprocess.run(["openssl", "x509", "-noout", "-ext", "crlDistributionPoints", "-in", target / "ft-tls/tls.crt"],
+                         capture_output=True, text=True, check=True).stdout
+    assert "URI:http://10.20.30.40/ca.crl" in cdp
     # WordPress users: login:role:email:password, the admin's password is admin-password
     users = [line.split(":") for line in (target / "ft-wordpress/users").read_text().splitlines()
              if not line.startswith("#")]

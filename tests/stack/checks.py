@@ -62,6 +62,19 @@ def get(url: str, **kw) -> requests.Response:
     return session().get(url, **kw)
 
 
+# At least a year, as HSTS preload lists ask.
+HSTS_MIN_AGE = 31536000
+
+
+def expect_hsts(r: requests.Response) -> int:
+    """One Strict-Transport-Security header with a long max-age; returns it."""
+    values = [v for k, v in r.raw.headers.items() if k.lower() == "strict-transport-security"]
+    expect(len(values) == 1, f"{r.url}: Strict-Transport-Security headers {values}")
+    m = re.search(r"max-age=(\d+)", values[0])
+    expect(m is not None and int(m.group(1)) >= HSTS_MIN_AGE, f"{r.url}: HSTS {values[0]!r}")
+    return int(m.group(1))
+
+
 def expect_https_redirect(authority: str, path: str) -> str:
     """Plain HTTP on http://AUTHORITY answers 301 to the same URL over https."""
     r = get(f"http://{authority}{path}")
@@ -83,6 +96,7 @@ def http_redirects_to_https() -> str:
 def https_front_page_verifies_against_ca() -> str:
     r = get(f"https://{LB}/")  # verify=CA: fails unless the certificate checks out
     expect(r.status_code == 200, f"https://LB/ answered {r.status_code}")
+    expect_hsts(r)
     expect("ft_services" in r.text, "front page content")
     try:
         bare = requests.Session()
@@ -92,6 +106,19 @@ def https_front_page_verifies_against_ca() -> str:
     except requests.exceptions.SSLError:
         pass
     return "200, certificate signed by the generated CA"
+
+
+@phase("web")
+def ca_revocation_list_served_where_the_certificate_says() -> str:
+    r = get(f"http://{LB}/ca.crl")
+    expect(r.status_code == 200, f"http://LB/ca.crl answered {r.status_code}")
+    with tempfile.NamedTemporaryFile(suffix=".crl") as crl:
+        crl.write(r.content)
+        crl.flush()
+        out = subprocess.run(["openssl", "crl", "-noout", "-CAfile", CA, "-in", crl.name],
+                             capture_output=True, text=True)
+    expect(out.returncode == 0 and "verify OK" in out.stdout + out.stderr, f"CRL: {out.stderr.strip()}")
+    return "http://LB/ca.crl: a CRL signed by the generated CA"
 
 
 @phase("web")
@@ -143,6 +170,7 @@ def wordpress_plain_http_redirects_to_https() -> str:
 def wordpress_site_served_over_tls() -> str:
     r = get(f"https://{LB}:5050/")
     expect(r.status_code == 200, f"https://LB:5050/ answered {r.status_code}")
+    expect_hsts(r)
     expect(f"https://{LB}:5050/" in r.text, "the site does not link its own address")
     return "home page 200, links https://LB:5050/"
 
@@ -177,6 +205,7 @@ def pma_login(base: str) -> tuple[requests.Session, str]:
     s = session()
     r = s.get(base, timeout=30)
     expect(r.status_code == 200, f"{base} answered {r.status_code}")
+    expect_hsts(r)
     expect("pma_username" in r.text, f"{base}: no login form")
     token = re.search(r'name="token" value="([^"]+)"', r.text)
     expect(token is not None, "no token on the login page")
@@ -223,6 +252,22 @@ def phpmyadmin_plain_http_redirects_to_https() -> str:
 def phpmyadmin_logs_in_and_lists_wordpress_db() -> str:
     pma_lists_wordpress_db(f"https://{LB}:5000/")
     return "login as phpmyadmin on :5000, database wordpress listed"
+
+
+# phpMyAdmin's internals, PHP or not: never served (403 from the deny rule,
+# which must win over the \.php$ location).
+PMA_INTERNALS = ["setup/index.php", "libraries/constants.php", "libraries/classes/Config.php",
+                 "templates/login/form.twig", "vendor/autoload.php", "sql/create_tables.sql",
+                 "doc/html/_sources/index.rst.txt"]
+
+
+@phase("phpmyadmin")
+def phpmyadmin_internals_are_never_served() -> str:
+    for base in (f"https://{LB}:5000/", f"https://{LB}/phpmyadmin/"):
+        for path in PMA_INTERNALS:
+            r = get(base + path)
+            expect(r.status_code == 403, f"{base}{path} answered {r.status_code}")
+    return f"{len(PMA_INTERNALS)} internal paths answer 403 on :5000 and under /phpmyadmin/"
 
 
 @phase("phpmyadmin")
@@ -341,18 +386,32 @@ OWN_MEASUREMENT = {
 }
 
 
+def influx(namespace: str, host: str, user: str, password: str, q: str | None = None,
+           write: str | None = None, epoch: str | None = None) -> tuple[int, dict]:
+    """InfluxDB's HTTP API from inside a pod's network namespace (the
+    NetworkPolicies let no client in): (status, JSON body)."""
+    args = ["ip", "netns", "exec", f"ft-{namespace}", "curl", "-sS", "-K", "-", "-o", "-",
+            "-w", "\n%{http_code}", "--max-time", "20"]
+    if write is not None:
+        args += ["--data-binary", write, f"http://{host}:8086/write?db=metrics"]
+    else:
+        args += ["-G", "--data-urlencode", f"q={q}", "--data-urlencode", "db=metrics"]
+        if epoch:
+            args += ["--data-urlencode", f"epoch={epoch}"]
+        args.append(f"http://{host}:8086/query")
+    # The credentials go through curl's config on stdin, not its command line.
+    config = f'user = "{user}:{password}"\n'
+    out = subprocess.run(args, input=config, capture_output=True, text=True, timeout=30)
+    body, _, code = out.stdout.rpartition("\n")
+    expect(code.isdigit(), f"curl in {namespace}: {out.stderr.strip()}")
+    return int(code), (json.loads(body) if body.strip() else {})
+
+
 def influx_query(q: str) -> list:
-    """InfluxQL as the admin, at the influxdb pod (kubectl exec would do the same)."""
-    ip = json.loads(os.environ["POD_IPS"])["influxdb"]
-    s = session()
-    r = s.get(
-        f"http://{ip}:8086/query",
-        params={"db": "metrics", "q": q, "epoch": "s"},
-        auth=("admin", secret("ft-influxdb", "admin-password")),
-        timeout=20,
-    )
-    expect(r.status_code == 200, f"InfluxDB answered {r.status_code}: {r.text[:200]}")
-    result = r.json()["results"][0]
+    """InfluxQL as the admin, inside the influxdb pod (as `kubectl exec` would)."""
+    code, body = influx("influxdb", "127.0.0.1", "admin", secret("ft-influxdb", "admin-password"), q, epoch="s")
+    expect(code == 200, f"InfluxDB answered {code}: {str(body)[:200]}")
+    result = body["results"][0]
     expect("error" not in result, f"InfluxDB: {result.get('error')}")
     return result.get("series", [])
 
@@ -393,11 +452,11 @@ def grafana_provisioning() -> str:
 
 
 def influx_as(user: str, password: str, q: str) -> list:
+    """A query as Grafana's server makes it: from the grafana pod to influxdb:8086."""
     ip = json.loads(os.environ["POD_IPS"])["influxdb"]
-    r = session().get(f"http://{ip}:8086/query", params={"db": "metrics", "q": q},
-                      auth=(user, password), timeout=20)
-    expect(r.status_code == 200, f"InfluxDB answered {r.status_code} to {user}: {r.text[:200]}")
-    result = r.json()["results"][0]
+    code, body = influx("grafana", ip, user, password, q)
+    expect(code == 200, f"InfluxDB answered {code} to {user}: {str(body)[:200]}")
+    result = body["results"][0]
     expect("error" not in result, f"{q}: {result.get('error')}")
     return result.get("series", [])
 
@@ -423,9 +482,8 @@ def grafana_datasource_reads_influxdb() -> str:
     measurements = influx_as("grafana", password, "SHOW MEASUREMENTS")
     expect(measurements, "the data source sees no measurements")
     ip = json.loads(os.environ["POD_IPS"])["influxdb"]
-    r = session().post(f"http://{ip}:8086/write", params={"db": "metrics"},
-                       data="x,service=test v=1", auth=("grafana", password), timeout=20)
-    expect(r.status_code == 403, f"grafana could write to InfluxDB ({r.status_code})")
+    code, _ = influx("grafana", ip, "grafana", password, write="x,service=test v=1")
+    expect(code == 403, f"grafana could write to InfluxDB ({code})")
     return f"{files[0]}: InfluxDB as grafana (read-only), {len(measurements[0]['values'])} measurements"
 
 
@@ -507,6 +565,36 @@ def run_dashboard_queries(boards: dict, password: str) -> list[PanelQuery]:
     return results
 
 
+@phase("outage")
+def every_pods_points_of_the_outage_arrived_once() -> str:
+    """After stack.py's cut of influxdb:8086: each pod's collect rounds of the
+    outage minute (internal_collect, one point a round) are all in InfluxDB,
+    none twice, no gap longer than a round between the last point before the
+    cut and the first after it."""
+    window = json.load(open(os.path.join(WORK, "outage.json")))
+    start, end = int(window["start"]), int(window["end"])
+    services = set(os.environ["STACK_SERVICES"].split()) - {"influxdb"}
+    deadline = time.monotonic() + 120
+    while True:  # each collect sends what it kept once it reaches InfluxDB again
+        series = influx_query(
+            f'SELECT "buffer_size" FROM "internal_collect" WHERE time >= {start - 30}s AND time <= {end + 30}s GROUP BY "service"')
+        times = {s["tags"]["service"]: [v[0] for v in s["values"]] for s in series}
+        late = {svc for svc in services if not any(ts > end + 10 for ts in times.get(svc, []))}
+        if not late or time.monotonic() > deadline:
+            break
+        time.sleep(5)
+    expect(not late, f"no points after the outage from {sorted(late)}")
+    report = []
+    for svc in sorted(services):
+        ts = sorted(times[svc])
+        expect(len(ts) == len(set(ts)), f"{svc}: a point stored twice")
+        inside = [x for x in ts if start <= x <= end]
+        gaps = [b - a for a, b in zip(ts, ts[1:])]
+        expect(inside and max(gaps) <= 12, f"{svc}: rounds missing around the outage (gaps {gaps}, {len(inside)} inside)")
+        report.append(f"{svc} {len(inside)}")
+    return f"{end - start} s outage: rounds kept and delivered once each ({', '.join(report)})"
+
+
 # --- 7. data survives kill -9 of its server -------------------------------------------
 
 PERSIST = os.path.join(WORK, "persist.json")
@@ -586,6 +674,74 @@ def influxdb_points_survived_restart() -> str:
     count = points[0]["values"][0][1] if points else 0
     expect(count == state["points"], f"{count} points before the restart's mark, were {state['points']}")
     return f"all {count} earlier points still there"
+
+
+# --- scanners: testssl.sh on every TLS port, ssh-audit on 22 --------------------------
+
+# Findings below this count as passing (testssl.sh's severities: OK, INFO,
+# LOW, MEDIUM, HIGH, CRITICAL).
+SCAN_FAIL_AT = "MEDIUM"
+
+
+def testssl(port: int, *extra: str) -> str:
+    """testssl.sh against LB:port, trusting the generated CA; fails on any
+    finding of SCAN_FAIL_AT or worse and returns its verdict lines."""
+    with tempfile.TemporaryDirectory() as tmp:
+        report = os.path.join(tmp, "report.json")
+        out = subprocess.run(
+            ["testssl", "--quiet", "--color", "0", "--warnings", "off", "--add-ca", CA, "--ip", "one",
+             "--jsonfile", report, *extra, f"{LB}:{port}"],
+            capture_output=True, text=True, timeout=900, stdin=subprocess.DEVNULL,
+        )
+        expect(os.path.exists(report), f"testssl {port} wrote no report: {out.stdout[-800:]} {out.stderr[-400:]}")
+        findings = json.load(open(report))
+    order = ["OK", "INFO", "LOW", "MEDIUM", "HIGH", "CRITICAL"]
+    bad = [f for f in findings if f.get("severity") in order[order.index(SCAN_FAIL_AT):]]
+    for f in findings:
+        if f.get("id") in ("protocols", "SSLv2", "SSLv3", "TLS1", "TLS1_1", "TLS1_2", "TLS1_3", "FS",
+                           "cipherlist_OBSOLETED", "cipherlist_AVERAGE", "HSTS", "BREACH") or \
+                f.get("severity") in ("LOW", *order[order.index(SCAN_FAIL_AT):]):
+            print(f"      testssl {port}: {f['id']} [{f.get('severity')}] {f.get('finding', '')[:110]}")
+    expect(not bad, f"testssl on {port}: " + "; ".join(f"{f['id']} [{f['severity']}] {f.get('finding')}" for f in bad))
+    counts = {s: sum(1 for f in findings if f.get("severity") == s) for s in order}
+    return f"{LB}:{port}: no finding of {SCAN_FAIL_AT} or worse ({counts})"
+
+
+@phase("tls-scan")
+def testssl_front_443() -> str:
+    return testssl(443)
+
+
+@phase("tls-scan")
+def testssl_wordpress_5050() -> str:
+    return testssl(5050)
+
+
+@phase("tls-scan")
+def testssl_phpmyadmin_5000() -> str:
+    return testssl(5000)
+
+
+@phase("tls-scan")
+def testssl_ftps_21() -> str:
+    return testssl(21, "-t", "ftp")
+
+
+@phase("tls-scan")
+def ssh_audit_22() -> str:
+    out = subprocess.run(["ssh-audit", "--no-colors", "-p", "22", LB],
+                         capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    lines = out.stdout.splitlines()
+    # ssh-audit marks each finding [fail] or [warn] (older versions: (fail),
+    # (warn)), and exits 0 only when there is neither.
+    verdicts = [line for line in lines if any(m in line for m in ("[fail]", "[warn]", "(fail)", "(warn)"))]
+    for line in lines:
+        if line.startswith(("(gen)", "(kex)", "(key)", "(enc)", "(mac)", "(rec)")):
+            print(f"      ssh-audit: {line}")
+    expect(out.stdout.strip(), f"ssh-audit printed nothing: {out.stderr[-400:]}")
+    expect(not verdicts, "ssh-audit: " + "; ".join(verdicts))
+    expect(out.returncode == 0, f"ssh-audit exited {out.returncode}")
+    return f"ssh-audit {LB}:22: no failure or warning ({len(lines)} lines, exit 0)"
 
 
 # --- 5. ssh into the nginx pod ----------------------------------------------------------

@@ -92,6 +92,7 @@ class Pod:
     memory_limit: int | None  # bytes
     cpu_request: float | None
     ports: dict[str, int] = field(default_factory=dict)  # container port name -> number
+    container_ports: list[int] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -235,6 +236,7 @@ def parse_pod(deployment: dict, config_maps: dict[str, dict]) -> Pod:
         liveness=probe(container["livenessProbe"], ports),
         readiness=probe(container["readinessProbe"], ports),
         grace_seconds=spec.get("terminationGracePeriodSeconds", 30),
+        container_ports=[p["containerPort"] for p in container.get("ports", [])],
         cpu_limit=cpu(limits.get("cpu")),
         memory_limit=memory(limits.get("memory")),
         cpu_request=cpu(requests.get("cpu")),

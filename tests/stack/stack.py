@@ -10,13 +10,15 @@ The cluster stand-in, all in network namespaces named ft-*:
     ft-<service>  one pod each, at a fixed address on 10.77.0.0/24
     ft-lb         the MetalLB address: nftables DNAT of every Service port
                   to its pod (and masquerade, so replies come back through it)
+    ft-node       the pods' node: the kubelet's probes come from here, and
+                  NetworkPolicy always admits it
     ft-client     where every check runs: the user's machine
 No namespace has a default route, so nothing can leave the bridge, and the
 host's own namespace never sends to it (it has no route there either: checked).
 
 This process plays kubelet: it starts each pod (tests/stack/pod.sh under
 unshare), restarts it whenever its supervise exits, and kills it when the
-liveness probe (GET :9901/healthz, made from ft-client like a node's probe)
+liveness probe (GET :9901/healthz, made from ft-node like a node's probe)
 fails three times in a row; readiness is GET :9901/readyz.
 """
 
@@ -35,7 +37,9 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import network_policy
 from manifests import Cluster, Pod as PodManifest
+from network_policy import Endpoint
 from sandbox import PodCgroup, lay_out_secret_volume, provision_volume
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,6 +51,7 @@ SECRETS_DIR = Path(os.environ.get("SECRETS_DIR", WORK / "secrets"))
 SUBNET = "10.77.0"
 LB_IP = f"{SUBNET}.100"
 CLIENT_IP = f"{SUBNET}.200"
+NODE_IP = f"{SUBNET}.250"
 NS_PREFIX = "ft-"
 
 
@@ -175,7 +180,8 @@ def setup_network() -> None:
     ns_exec(hub, "ip", "link", "add", "br0", "type", "bridge")
     ns_exec(hub, "ip", "link", "set", "br0", "up")
     members = [(f"{NS_PREFIX}{svc}", spec.ip) for svc, spec in PODS.items()]
-    members += [(f"{NS_PREFIX}lb", LB_IP), (f"{NS_PREFIX}client", CLIENT_IP)]
+    members += [(f"{NS_PREFIX}lb", LB_IP), (f"{NS_PREFIX}client", CLIENT_IP),
+                (f"{NS_PREFIX}node", NODE_IP)]
     for index, (ns, ip) in enumerate(members):
         attach(ns, ip, index)
     lb = f"{NS_PREFIX}lb"
@@ -184,11 +190,27 @@ def setup_network() -> None:
     ns_exec(lb, "sysctl", "-qw", "net.ipv4.conf.all.send_redirects=0")
     ns_exec(lb, "sysctl", "-qw", "net.ipv4.conf.eth0.send_redirects=0")
     ns_exec(lb, "nft", "-f", "-", input=lb_ruleset())
+    enforce_network_policies()
     hosts = "127.0.0.1 localhost\n" + "".join(
         f"{spec.ip} {svc}\n" for svc, spec in PODS.items()
     )
     (WORK / "hosts").write_text(hosts)
     check_routes()
+
+
+def endpoints() -> dict[str, Endpoint]:
+    """Every pod of the test as a NetworkPolicy sees it: address, labels, named ports."""
+    return {svc: Endpoint(svc, spec.ip, cluster().pods[svc].labels, cluster().pods[svc].ports)
+            for svc, spec in PODS.items()}
+
+
+def enforce_network_policies() -> None:
+    """The CNI's part: each pod's ingress filtered by the rendered NetworkPolicies."""
+    pods = endpoints()
+    for svc, pod in pods.items():
+        rules = network_policy.ruleset(cluster().network_policies, pod, list(pods.values()), NODE_IP)
+        (WORK / f"policy-{svc}.nft").write_text(rules)
+        ns_exec(f"{NS_PREFIX}{svc}", "nft", "-f", "-", input=rules)
 
 
 def check_routes() -> None:
@@ -202,7 +224,7 @@ def check_routes() -> None:
     host_routes = sh("ip", "-o", "route", "show", f"{SUBNET}.0/24", capture=True).stdout
     if f" {SUBNET}." in host_addrs or host_routes.strip():
         raise SystemExit(f"the host is on the test network {SUBNET}.0/24: {host_routes}")
-    for ns in [f"{NS_PREFIX}client", *(f"{NS_PREFIX}{s}" for s in PODS)]:
+    for ns in [f"{NS_PREFIX}client", f"{NS_PREFIX}node", *(f"{NS_PREFIX}{s}" for s in PODS)]:
         routes = ns_exec(ns, "ip", "-o", "route", "show", capture=True).stdout
         if "default" in routes:
             raise SystemExit(f"{ns} has a default route: {routes}")
@@ -423,7 +445,7 @@ class Pod:
 
 
 class Kubelet:
-    """All pods, plus the prober running in ft-client (probe.py)."""
+    """All pods, plus the prober running in ft-node (probe.py)."""
 
     def __init__(self, services: list[str]):
         self.pods = {s: Pod(PODS[s]) for s in services}
@@ -452,7 +474,7 @@ class Kubelet:
         }
         self.prober = subprocess.Popen(
             [
-                "ip", "netns", "exec", f"{NS_PREFIX}client",
+                "ip", "netns", "exec", f"{NS_PREFIX}node",
                 sys.executable, str(ROOT / "tests/stack/probe.py"),
                 str(self.probe_file), str(self.starts_file), json.dumps(targets),
             ],
@@ -589,6 +611,12 @@ def run(services: list[str], phases: list[str]) -> int:
             log(f"checks: {phase}")
             if phase == "kill-all":
                 failed += kill_every_program(kubelet)
+            elif phase == "network-policy":
+                failed += check_network_policies(services)
+            elif phase == "secret-access":
+                failed += check_secret_access(kubelet)
+            elif phase == "influx-outage":
+                failed += influx_outage(services)
             elif phase.startswith("hang:"):  # hang:<service>
                 if not hang_and_recover(kubelet, phase.split(":", 1)[1]):
                     failed.append(phase)
@@ -613,6 +641,158 @@ def run(services: list[str], phases: list[str]) -> int:
         cleanup()
     log(f"stack test took {time.monotonic() - started:.0f} s; failed: {failed or 'none'}")
     return 1 if failed else 0
+
+
+def probe_ports(svc: str) -> list[int]:
+    """The ports of a pod to try: its container ports, and 9902; of a run of
+    consecutive ports (the passive range), its two ends."""
+    ports = sorted(set(cluster().pods[svc].container_ports) | {9902})
+    return [p for p in ports if not (p - 1 in ports and p + 1 in ports)]
+
+
+def reach(namespace: str, targets: list[tuple[str, int]]) -> dict[str, str]:
+    out = ns_exec(namespace, sys.executable, str(ROOT / "tests/stack/reach.py"), json.dumps(targets),
+                  capture=True).stdout
+    return json.loads(out)
+
+
+def check_network_policies(running: list[str]) -> list[str]:
+    """Phase network-policy: every pod tries every port of every other pod.
+
+    What answers (open, or closed: reached but nothing listens) must be
+    exactly what the NetworkPolicies admit (network_policy.allowed, read
+    from the rendered objects), and the contract must hold: MySQL only from
+    WordPress and phpMyAdmin, InfluxDB from every pod's collector, nobody's
+    9901 or 9902 from another pod; the node reaches every pod's 9901.
+    """
+    pods = endpoints()
+    policies = cluster().network_policies
+    failed: list[str] = []
+    columns = [(dst, port) for dst in running for port in probe_ports(dst)]
+    seen: dict[tuple[str, str, int], str] = {}
+    for src in running:
+        targets = [(pods[dst].ip, port) for dst, port in columns if dst != src]
+        states = reach(f"{NS_PREFIX}{src}", targets)
+        for dst, port in columns:
+            if dst == src:
+                continue
+            state = states[f"{pods[dst].ip}:{port}"]
+            seen[(src, dst, port)] = state
+            expected = network_policy.allowed(policies, pods[src], pods[dst], port, NODE_IP)
+            if (state in ("open", "closed")) != expected:
+                failed.append(f"{src} -> {dst}:{port} is {state}, the policies {'admit' if expected else 'deny'} it")
+    node = reach(f"{NS_PREFIX}node", [(pods[s].ip, 9901) for s in running])
+    for svc in running:
+        if node[f"{pods[svc].ip}:9901"] != "open":
+            failed.append(f"node -> {svc}:9901 is {node[f'{pods[svc].ip}:9901']}: the probes cannot pass")
+    # The contract, on what was seen.
+    def reached_from(dst: str, port: int) -> set[str]:
+        return {s for (s, d, p), st in seen.items() if d == dst and p == port and st == "open"}
+    if "mysql" in running:
+        want = {"wordpress", "phpmyadmin"} & set(running)
+        if reached_from("mysql", 3306) != want:
+            failed.append(f"mysql:3306 answers {sorted(reached_from('mysql', 3306))}, not {sorted(want)}")
+    if "influxdb" in running:
+        want = set(running) - {"influxdb"}
+        if reached_from("influxdb", 8086) != want:
+            failed.append(f"influxdb:8086 answers {sorted(reached_from('influxdb', 8086))}, not {sorted(want)}")
+    for (src, dst, port), state in seen.items():
+        if port in (9901, 9902) and state != "filtered":
+            failed.append(f"{src} -> {dst}:{port} is {state}")
+    # The matrix: o open, c closed (admitted, nothing listens), . filtered.
+    mark = {"open": "o", "closed": "c", "filtered": "."}
+    header = [f"{d}:{p}" for d, p in columns]
+    print("network policy matrix (rows: from; o open, c admitted but closed, . filtered):")
+    print(" " * 12 + " ".join(f"{h:>16}" for h in header))
+    for src in running:
+        cells = ["-" if d == src else mark.get(seen[(src, d, p)], "?") for d, p in columns]
+        print(f"{src:>12}" + " ".join(f"{c:>16}" for c in cells))
+    print(f"{'node':>12}" + " ".join(
+        f"{(mark.get(node.get(f'{pods[d].ip}:{p}', ''), ' ') if p == 9901 else ' '):>16}" for d, p in columns))
+    for f in failed:
+        log(f"FAIL network policy: {f}")
+    if not failed:
+        log(f"PASS network policy: {len(seen)} pod-to-pod connections as the policies say, "
+            f"the node reaches every pod's 9901")
+    return ["network-policy"] if failed else []
+
+
+# Secret files anyone may read: the certificates (public by nature).
+PUBLIC_SECRET_FILES = {"ca.crt", "ca.crl", "tls.crt"}
+# Users of a pod besides its programs': those nginx workers and php-fpm pools
+# switch to themselves, and the nginx pod's SSH login.
+OTHER_USERS = {"nginx": ["nginx", "ft"], "wordpress": ["nginx", "php"], "phpmyadmin": ["nginx", "php"]}
+
+
+def secret_readers(spec: PodSpec) -> tuple[list[str], dict[str, str]]:
+    """The non-root users of a pod's programs, and the private copies its
+    supervise.toml renders: target -> owner."""
+    config = tomllib.loads((ROOT / "docker" / spec.service / "supervise.toml").read_text())
+    users = sorted({p["user"] for p in config.get("program", []) if p.get("user")} | set(OTHER_USERS.get(spec.service, [])))
+    copies = {t["target"]: t["owner"].split(":")[0] for t in config.get("template", []) if t.get("owner")}
+    return users, copies
+
+
+def in_pod(pod: Pod, *command: str) -> subprocess.CompletedProcess:
+    """A command inside the running pod: its mount, PID, UTS and network namespaces."""
+    pid = pod.init_pid()
+    if not pid:
+        raise RuntimeError(f"{pod.spec.service} is not running")
+    return sh("nsenter", "-t", str(pid), "-m", "-p", "-u", "-n", "--", *command, capture=True, check=False)
+
+
+def check_secret_access(kubelet: Kubelet) -> list[str]:
+    """Phase secret-access: as each program's user in each pod, read every
+    mounted Secret file and every private copy; what is readable must be the
+    public certificates and the copies the user owns, nothing else."""
+    failed = []
+    for svc, pod in kubelet.pods.items():
+        users, copies = secret_readers(pod.spec)
+        listing = in_pod(pod, "sh", "-c", "ls -d /run/secrets/*/* /run/private/*/* 2>/dev/null").stdout.split()
+        if not listing:
+            failed.append(f"{svc}: no secret files found")
+            continue
+        for user in users:
+            script = 'for f in "$@"; do head -c1 "$f" >/dev/null 2>&1 && echo "$f"; done'
+            gid = in_pod(pod, "id", "-g", user).stdout.strip()
+            out = in_pod(pod, "setpriv", f"--reuid={user}", f"--regid={gid}", "--init-groups", "--",
+                         "sh", "-c", script, "read", *listing)
+            readable = set(out.stdout.split())
+            expected = {f for f in listing if f.rsplit("/", 1)[1] in PUBLIC_SECRET_FILES and f.startswith("/run/secrets/")}
+            expected |= {f for f in listing if copies.get(f) == user}
+            shown = ", ".join(sorted(readable)) or "nothing"
+            if readable != expected:
+                failed.append(f"{svc}: {user} reads {shown}; expected {', '.join(sorted(expected)) or 'nothing'}")
+            else:
+                log(f"PASS secret access {svc}/{user}: reads {shown}")
+    for f in failed:
+        log(f"FAIL secret access: {f}")
+    return ["secret-access"] if failed else []
+
+
+OUTAGE_SECONDS = 60
+
+
+def influx_outage(services: list[str]) -> list[str]:
+    """Phase influx-outage: every other pod is cut off from influxdb:8086 for
+    a minute (a filter in the influxdb pod's network, while everything keeps
+    running), then the filter goes; checks.py's outage phase then proves
+    each pod's points of that minute arrived, each once."""
+    if "influxdb" not in services:
+        return []
+    ns = f"{NS_PREFIX}influxdb"
+    cut = ("table inet outage {\n  chain input {\n"
+           "    type filter hook input priority filter - 10; policy accept;\n"
+           '    iifname != "lo" tcp dport 8086 drop\n  }\n}\n')
+    ns_exec(ns, "nft", "-f", "-", input=cut)
+    start = time.time()
+    log(f"influxdb:8086 cut off from every other pod for {OUTAGE_SECONDS} s")
+    time.sleep(OUTAGE_SECONDS)  # the outage itself, not a wait for a condition
+    ns_exec(ns, "nft", "delete", "table", "inet", "outage")
+    end = time.time()
+    log("influxdb:8086 reachable again")
+    (WORK / "outage.json").write_text(json.dumps({"start": start, "end": end}))
+    return [] if client("outage") else ["influx-outage"]
 
 
 def host_pid(pod: Pod, ns_pid: int) -> int | None:
@@ -763,7 +943,8 @@ def kill_every_program(kubelet: Kubelet) -> list[str]:
 # written before), a hung pod caught by its liveness probe, and every check
 # again.
 USER_CHECKS = ["web", "ssh", "wordpress", "phpmyadmin", "ftps", "metrics", "grafana"]
-ALL_PHASES: list[str] = [*USER_CHECKS, "ftps-lb", "persist-write", "kill-all", "hang:phpmyadmin", *USER_CHECKS]
+ALL_PHASES: list[str] = [*USER_CHECKS, "network-policy", "secret-access", "ftps-lb", "tls-scan",
+                         "influx-outage", "persist-write", "kill-all", "hang:phpmyadmin", *USER_CHECKS]
 
 
 def main() -> int:

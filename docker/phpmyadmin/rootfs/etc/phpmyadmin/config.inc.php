@@ -34,6 +34,9 @@ $cfg['SaveDir'] = '';
 $cfg['VersionCheck'] = false;
 $cfg['SendErrorReports'] = 'never';
 $cfg['ShowPhpInfo'] = false;
+// No compressed pages: they carry the CSRF token, which compression over
+// TLS would leak (BREACH).
+$cfg['OBGzip'] = false;
 
 // Behind the nginx front at https://<host>/phpmyadmin/ (it sets these
 // headers): absolute URLs, redirects and the cookie path get the prefix.

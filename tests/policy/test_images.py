@@ -1,4 +1,4 @@
-"""Policy test of docker/*/Dockerfile: what a build would fetch.
+"""Policy test of docker/: what a build would fetch, and the copies images share.
 
 No image can be built here, so this checks what a build depends on:
 - every `apk add` names a package of docker/apk-packages.txt, the list of
@@ -8,7 +8,8 @@ No image can be built here, so this checks what a build depends on:
   from ARGs with literal defaults, and the same RUN checks a sha1/sha256
   sum, also an ARG, before anything is unpacked;
 - each Dockerfile copies its own rootfs/ and supervise.toml, so the image
-  and the stack test read the same files.
+  and the stack test read the same files;
+- a file several images carry (SHARED) is the same in each.
 """
 
 import pathlib
@@ -111,3 +112,19 @@ def test_each_image_copies_its_own_rootfs_and_supervise_config(path):
     assert f"docker/{name}/supervise.toml /etc/supervise.toml" in copies, copies
     entry = [args for keyword, args in instructions(path) if keyword == "ENTRYPOINT"]
     assert entry == ['["/usr/local/bin/supervise"]'], entry
+
+
+# Files several images carry: each image builds from its own folder, so each
+# has its own copy; the first image named holds the one to edit.
+SHARED = {
+    "etc/nginx/ft_tls.conf": ["nginx", "wordpress", "phpmyadmin"],
+    "etc/nginx/ft_fastcgi_params": ["wordpress", "phpmyadmin"],
+}
+
+
+@pytest.mark.parametrize("path", sorted(SHARED))
+def test_shared_files_are_the_same_in_every_image(path):
+    owner, *copies = SHARED[path]
+    original = (DOCKER / owner / "rootfs" / path).read_bytes()
+    stale = [f"docker/{c}/rootfs/{path}" for c in copies if (DOCKER / c / "rootfs" / path).read_bytes() != original]
+    assert not stale, f"differ from docker/{owner}/rootfs/{path}: {stale}"
