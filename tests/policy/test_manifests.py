@@ -13,6 +13,7 @@ import pathlib
 import pytest
 import yaml
 
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 RENDERED = pathlib.Path(os.environ.get("RENDERED_DIR", "tests/.work/policy/rendered"))
 SECRETS = pathlib.Path(os.environ.get("SECRETS_DIR", "tests/.work/policy/secrets"))
 NAMESPACE = "ft-services"
@@ -179,7 +180,9 @@ def test_probes_ask_supervise(stack):
 def test_environment_of_every_pod(stack):
     for name, d in of_kind(stack, "Deployment").items():
         env = {e["name"]: e for e in container(d)["env"]}
-        assert env["SERVICE"]["value"] == name
+        # SERVICE is the pod's name label, which is the service's name.
+        assert env["SERVICE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.labels['app.kubernetes.io/name']"
+        assert d["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/name"] == name
         assert env["POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
         ref = env["LB_IP"]["valueFrom"]["configMapKeyRef"]
         assert ref["name"].startswith("ft-env") and ref["key"] == "LB_IP"
@@ -266,6 +269,19 @@ def test_restrictive_security_context(stack):
         assert sc["allowPrivilegeEscalation"] is False
         assert sc["capabilities"]["drop"] == ["ALL"]
         assert set(sc["capabilities"]["add"]) == BASE_CAPS | EXTRA_CAPS.get(name, set()), name
+
+
+def test_the_kubelet_waits_for_supervise_to_stop(stack):
+    """terminationGracePeriodSeconds outlasts supervise's own stop
+    ([stop] grace_seconds of the image's supervise.toml), or a pod deletion
+    would SIGKILL programs still flushing (InnoDB)."""
+    import tomllib
+
+    for name, d in of_kind(stack, "Deployment").items():
+        config = tomllib.loads((ROOT / "docker" / name / "supervise.toml").read_text())
+        grace = config.get("stop", {}).get("grace_seconds", 10)
+        kubelet = d["spec"]["template"]["spec"].get("terminationGracePeriodSeconds", 30)
+        assert kubelet > grace, (name, kubelet, grace)
 
 
 def test_resources_requested_and_limited(stack):

@@ -12,6 +12,7 @@ so nothing of k8s/ is restated by the test.
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass, field
@@ -197,6 +198,8 @@ def parse_pod(deployment: dict, config_maps: dict[str, dict]) -> Pod:
             env[e["name"]] = config_maps[ref["name"]][ref["key"]]
         elif source.get("fieldRef", {}).get("fieldPath") == "metadata.name":
             env[e["name"]] = pod_name
+        elif m := re.fullmatch(r"metadata\.labels\['([^']+)'\]", source.get("fieldRef", {}).get("fieldPath", "")):
+            env[e["name"]] = template["metadata"]["labels"][m.group(1)]
         else:
             raise ValueError(f"{name}: env {e['name']}: unsupported source {source}")
 
