@@ -16,7 +16,7 @@
 //! url = "http://influxdb:8086"
 //! database = "metrics"
 //! username = "collect"      # "" = no authentication
-//! password_file = "/run/secrets/ft-influxdb/collect-password"  # read at start, re-read after a 401
+//! password_file = "/run/private/collect/influxdb-password"  # read at start, re-read after a 401
 //! password = ""             # used only when password_file is ""
 //! create_database = true    # CREATE DATABASE at start; refused (403) is fine
 //! timeout = "10s"           # per request
@@ -59,7 +59,7 @@
 //! port = 3306
 //! socket = ""               # a unix socket path instead of host/port
 //! user = "collect"
-//! password_file = "/run/secrets/ft-mysql/collect-password"
+//! password_file = "/run/private/collect/mysql-password"
 //! password = ""
 //!
 //! [inputs.influxdb]         # InfluxDB's /debug/vars
@@ -113,12 +113,24 @@
 //! ```
 //!
 //! (`service` and `pod` then come from `SERVICE` and `POD_NAME`, the
-//! InfluxDB password from `/run/secrets/ft-influxdb/collect-password`.)
+//! InfluxDB password from `/run/private/collect/influxdb-password`, the copy
+//! supervise renders for collect's user from the mounted Secret.)
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
+
+pub use crate::inputs::cgroup::CgroupInput;
+pub use crate::inputs::disk::DiskInput;
+use crate::inputs::http::{self, HttpInput};
+pub use crate::inputs::influxdb::InfluxdbInput;
+pub use crate::inputs::mysql::MysqlInput;
+pub use crate::inputs::net::NetInput;
+pub use crate::inputs::nginx::NginxInput;
+pub use crate::inputs::phpfpm::PhpfpmInput;
+pub use crate::inputs::procstat::{Matcher, ProcstatInput, Program};
+pub use crate::inputs::prometheus::PrometheusInput;
 
 /// A config that could not be used, naming the value at fault.
 #[derive(Debug, thiserror::Error)]
@@ -134,7 +146,7 @@ pub enum ConfigError {
     #[error("{path}: `{key}`: {message}")]
     Invalid {
         path: PathBuf,
-        key: &'static str,
+        key: String,
         message: String,
     },
 }
@@ -191,7 +203,7 @@ impl Default for Output {
             url: "http://influxdb:8086".into(),
             database: "metrics".into(),
             username: "collect".into(),
-            password_file: "/run/secrets/ft-influxdb/collect-password".into(),
+            password_file: "/run/private/collect/influxdb-password".into(),
             password: String::new(),
             create_database: true,
             timeout: Duration::from_secs(10),
@@ -204,6 +216,8 @@ impl Default for Output {
     }
 }
 
+/// Every input's section; each input's module owns its config type, its
+/// defaults and its checks.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Inputs {
@@ -211,233 +225,12 @@ pub struct Inputs {
     pub net: NetInput,
     pub disk: Option<DiskInput>,
     pub procstat: Option<ProcstatInput>,
-    pub nginx: Option<UrlInput>,
-    pub phpfpm: Option<UrlInput>,
+    pub nginx: Option<NginxInput>,
+    pub phpfpm: Option<PhpfpmInput>,
     pub mysql: Option<MysqlInput>,
     pub influxdb: Option<InfluxdbInput>,
     pub prometheus: Option<PrometheusInput>,
     pub internal: InternalInput,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct CgroupInput {
-    pub enabled: bool,
-    pub root: PathBuf,
-    pub path: String,
-}
-
-impl Default for CgroupInput {
-    fn default() -> Self {
-        CgroupInput {
-            enabled: true,
-            root: "/sys/fs/cgroup".into(),
-            path: String::new(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct NetInput {
-    pub enabled: bool,
-    pub proc_net_dev: PathBuf,
-    pub interfaces: Vec<String>,
-    pub include_lo: bool,
-}
-
-impl Default for NetInput {
-    fn default() -> Self {
-        NetInput {
-            enabled: true,
-            proc_net_dev: "/proc/net/dev".into(),
-            interfaces: Vec::new(),
-            include_lo: false,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct DiskInput {
-    pub paths: Vec<PathBuf>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ProcstatInput {
-    pub programs: Vec<Program>,
-}
-
-/// A supervised program: a bare name, or a table saying how to find it.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(untagged)]
-pub enum Program {
-    Name(String),
-    Spec(ProgramSpec),
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ProgramSpec {
-    /// The `process_name` tag.
-    pub name: String,
-    /// The program's pid file; the process and its descendants count.
-    #[serde(default)]
-    pub pid_file: Option<PathBuf>,
-    /// A substring of the command line (arguments joined by spaces).
-    #[serde(default)]
-    pub pattern: Option<String>,
-}
-
-/// How a program's processes are found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Matcher {
-    /// Process name (comm) or executable file name equals this.
-    Name(String),
-    PidFile(PathBuf),
-    Pattern(String),
-}
-
-impl Program {
-    pub fn name(&self) -> &str {
-        match self {
-            Program::Name(n) => n,
-            Program::Spec(s) => &s.name,
-        }
-    }
-
-    pub fn matcher(&self) -> Matcher {
-        match self {
-            Program::Name(n) => Matcher::Name(n.clone()),
-            Program::Spec(ProgramSpec {
-                pid_file: Some(p), ..
-            }) => Matcher::PidFile(p.clone()),
-            Program::Spec(ProgramSpec {
-                pattern: Some(p), ..
-            }) => Matcher::Pattern(p.clone()),
-            Program::Spec(s) => Matcher::Name(s.name.clone()),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UrlInput {
-    pub url: String,
-    #[serde(default)]
-    pub ca_file: PathBuf,
-    #[serde(default)]
-    pub server_name: String,
-}
-
-/// How an HTTP input checks its `https://` endpoints (see "HTTPS" above).
-#[derive(Debug, Clone, Copy)]
-pub struct Tls<'a> {
-    /// PEM bundle trusted instead of the built-in roots; empty = built-in roots.
-    pub ca_file: &'a Path,
-    /// Name the certificate must carry; empty = the URL's host.
-    pub server_name: &'a str,
-}
-
-impl Tls<'_> {
-    pub fn is_default(&self) -> bool {
-        self.ca_file.as_os_str().is_empty() && self.server_name.is_empty()
-    }
-}
-
-impl UrlInput {
-    pub fn tls(&self) -> Tls<'_> {
-        Tls {
-            ca_file: &self.ca_file,
-            server_name: &self.server_name,
-        }
-    }
-}
-
-impl InfluxdbInput {
-    pub fn tls(&self) -> Tls<'_> {
-        Tls {
-            ca_file: &self.ca_file,
-            server_name: &self.server_name,
-        }
-    }
-}
-
-impl PrometheusInput {
-    pub fn tls(&self) -> Tls<'_> {
-        Tls {
-            ca_file: &self.ca_file,
-            server_name: &self.server_name,
-        }
-    }
-}
-
-/// Reads a PEM bundle of CA certificates; an error says what is wrong.
-pub fn read_ca_file(path: &Path) -> Result<Vec<reqwest::Certificate>, String> {
-    let pem = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let certs = reqwest::Certificate::from_pem_bundle(&pem)
-        .map_err(|e| format!("{}: not a PEM certificate bundle: {e}", path.display()))?;
-    if certs.is_empty() {
-        return Err(format!("{}: holds no PEM certificate", path.display()));
-    }
-    Ok(certs)
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct MysqlInput {
-    pub host: String,
-    pub port: u16,
-    pub socket: PathBuf,
-    pub user: String,
-    pub password_file: PathBuf,
-    pub password: String,
-}
-
-impl Default for MysqlInput {
-    fn default() -> Self {
-        MysqlInput {
-            host: "127.0.0.1".into(),
-            port: 3306,
-            socket: PathBuf::new(),
-            user: "collect".into(),
-            password_file: "/run/secrets/ft-mysql/collect-password".into(),
-            password: String::new(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct InfluxdbInput {
-    pub url: String,
-    pub username: String,
-    pub password_file: PathBuf,
-    pub password: String,
-    pub ca_file: PathBuf,
-    pub server_name: String,
-}
-
-impl Default for InfluxdbInput {
-    fn default() -> Self {
-        InfluxdbInput {
-            url: "http://127.0.0.1:8086/debug/vars".into(),
-            username: String::new(),
-            password_file: PathBuf::new(),
-            password: String::new(),
-            ca_file: PathBuf::new(),
-            server_name: String::new(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct PrometheusInput {
-    pub urls: Vec<String>,
-    pub ca_file: PathBuf,
-    pub server_name: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -449,6 +242,26 @@ pub struct InternalInput {
 impl Default for InternalInput {
     fn default() -> Self {
         InternalInput { enabled: true }
+    }
+}
+
+impl Inputs {
+    /// The HTTP inputs that are on, with their config key.
+    pub fn http(&self) -> Vec<(&'static str, &dyn HttpInput)> {
+        let mut out: Vec<(&'static str, &dyn HttpInput)> = Vec::new();
+        if let Some(i) = &self.nginx {
+            out.push(("inputs.nginx", i));
+        }
+        if let Some(i) = &self.phpfpm {
+            out.push(("inputs.phpfpm", i));
+        }
+        if let Some(i) = &self.influxdb {
+            out.push(("inputs.influxdb", i));
+        }
+        if let Some(i) = &self.prometheus {
+            out.push(("inputs.prometheus", i));
+        }
+        out
     }
 }
 
@@ -504,15 +317,15 @@ impl Config {
     }
 
     fn validate(&self, path: &Path) -> Result<(), ConfigError> {
-        let bad = |key: &'static str, message: String| ConfigError::Invalid {
+        let bad = |key: &str, message: String| ConfigError::Invalid {
             path: path.to_path_buf(),
-            key,
+            key: key.to_owned(),
             message,
         };
         if self.interval < Duration::from_millis(100) {
             return Err(bad("interval", "must be at least 100ms".into()));
         }
-        check_url(&self.output.url).map_err(|m| bad("output.url", m))?;
+        http::check_url(&self.output.url).map_err(|m| bad("output.url", m))?;
         if self.output.database.is_empty() {
             return Err(bad("output.database", "must not be empty".into()));
         }
@@ -531,43 +344,8 @@ impl Config {
                 "must not be less than retry_initial".into(),
             ));
         }
-        if let Some(i) = &self.inputs.nginx {
-            check_url(&i.url).map_err(|m| bad("inputs.nginx.url", m))?;
-            check_tls(
-                i.tls(),
-                [i.url.as_str()],
-                ("inputs.nginx.ca_file", "inputs.nginx.server_name"),
-                &bad,
-            )?;
-        }
-        if let Some(i) = &self.inputs.phpfpm {
-            check_url(&i.url).map_err(|m| bad("inputs.phpfpm.url", m))?;
-            check_tls(
-                i.tls(),
-                [i.url.as_str()],
-                ("inputs.phpfpm.ca_file", "inputs.phpfpm.server_name"),
-                &bad,
-            )?;
-        }
-        if let Some(i) = &self.inputs.influxdb {
-            check_url(&i.url).map_err(|m| bad("inputs.influxdb.url", m))?;
-            check_tls(
-                i.tls(),
-                [i.url.as_str()],
-                ("inputs.influxdb.ca_file", "inputs.influxdb.server_name"),
-                &bad,
-            )?;
-        }
-        if let Some(i) = &self.inputs.prometheus {
-            for u in &i.urls {
-                check_url(u).map_err(|m| bad("inputs.prometheus.urls", m))?;
-            }
-            check_tls(
-                i.tls(),
-                i.urls.iter().map(String::as_str),
-                ("inputs.prometheus.ca_file", "inputs.prometheus.server_name"),
-                &bad,
-            )?;
+        for (key, input) in self.inputs.http() {
+            http::validate(key, input).map_err(|(k, m)| bad(&k, m))?;
         }
         if let Some(p) = &self.inputs.procstat {
             for prog in &p.programs {
@@ -617,61 +395,6 @@ impl Config {
             .saturating_mul(5)
             / 4
     }
-}
-
-fn check_url(u: &str) -> Result<(), String> {
-    match reqwest::Url::parse(u) {
-        Ok(url) if matches!(url.scheme(), "http" | "https") => Ok(()),
-        Ok(url) => Err(format!("{u:?}: scheme {} is not http(s)", url.scheme())),
-        Err(e) => Err(format!("{u:?}: {e}")),
-    }
-}
-
-/// The URL's host when it is an IP address.
-pub fn url_ip(url: &reqwest::Url) -> Option<std::net::IpAddr> {
-    url.host_str()?
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .parse()
-        .ok()
-}
-
-/// A `ca_file` that can be read and holds certificates; a `server_name`
-/// only with URLs whose host is an IP address (the address to connect to).
-fn check_tls<'u>(
-    tls: Tls<'_>,
-    urls: impl IntoIterator<Item = &'u str>,
-    (ca_key, name_key): (&'static str, &'static str),
-    bad: &impl Fn(&'static str, String) -> ConfigError,
-) -> Result<(), ConfigError> {
-    if !tls.ca_file.as_os_str().is_empty() {
-        read_ca_file(tls.ca_file).map_err(|m| bad(ca_key, m))?;
-    }
-    if !tls.server_name.is_empty() {
-        if reqwest::Url::parse(&format!("https://{}/", tls.server_name))
-            .ok()
-            .and_then(|u| u.domain().map(str::to_owned))
-            .is_none()
-        {
-            return Err(bad(
-                name_key,
-                format!("{:?} is not a DNS name", tls.server_name),
-            ));
-        }
-        for u in urls {
-            let ip = reqwest::Url::parse(u)
-                .ok()
-                .and_then(|url| url_ip(&url))
-                .is_some();
-            if !ip {
-                return Err(bad(
-                    name_key,
-                    format!("{u:?}: with server_name, the URL's host must be an IP address"),
-                ));
-            }
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

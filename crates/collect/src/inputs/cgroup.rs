@@ -2,11 +2,12 @@
 //! `memory.current`, `memory.stat`, `pids.current`, `io.stat`), else v1
 //! (`cpuacct`, `cpu`, `memory`, `pids`, `blkio` hierarchies).
 
+use serde::Deserialize;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use crate::config::CgroupInput;
 use crate::line_protocol::Point;
 
 /// Which cgroup layout was found at start.
@@ -313,4 +314,21 @@ fn read_v1(root: &Path, path: &str) -> Figures {
         f.io = devices;
     }
     f
+}
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CgroupInput {
+    pub enabled: bool,
+    pub root: PathBuf,
+    pub path: String,
+}
+
+impl Default for CgroupInput {
+    fn default() -> Self {
+        CgroupInput {
+            enabled: true,
+            root: "/sys/fs/cgroup".into(),
+            path: String::new(),
+        }
+    }
 }

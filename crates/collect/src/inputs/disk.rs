@@ -1,10 +1,12 @@
 //! Usage of configured mount points (the PVCs), by statvfs.
 
+use serde::Deserialize;
+use std::path::PathBuf;
+
 use std::path::Path;
 
 use nix::sys::statvfs::statvfs;
 
-use crate::config::DiskInput;
 use crate::line_protocol::Point;
 
 pub fn gather(config: &DiskInput) -> (Vec<Point>, Vec<String>) {
@@ -60,4 +62,9 @@ fn mount_of(mounts: &str, path: &Path) -> (String, String) {
         || ("unknown".into(), "unknown".into()),
         |(_, d, t)| (d.to_string(), t.to_string()),
     )
+}
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DiskInput {
+    pub paths: Vec<PathBuf>,
 }

@@ -2,6 +2,9 @@
 //! section, Go `memstats` as `influxdb_memstats`, and the shard count as
 //! `influxdb`.
 
+use serde::Deserialize;
+use std::path::PathBuf;
+
 use serde_json::Value;
 
 use crate::line_protocol::{FieldValue, Point};
@@ -87,6 +90,42 @@ fn snake_case(s: &str) -> String {
         }
     }
     out
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InfluxdbInput {
+    pub url: String,
+    pub username: String,
+    pub password_file: PathBuf,
+    pub password: String,
+    pub ca_file: PathBuf,
+    pub server_name: String,
+}
+
+impl Default for InfluxdbInput {
+    fn default() -> Self {
+        InfluxdbInput {
+            url: "http://127.0.0.1:8086/debug/vars".into(),
+            username: String::new(),
+            password_file: PathBuf::new(),
+            password: String::new(),
+            ca_file: PathBuf::new(),
+            server_name: String::new(),
+        }
+    }
+}
+
+impl crate::inputs::http::HttpInput for InfluxdbInput {
+    fn urls(&self) -> Vec<&str> {
+        vec![&self.url]
+    }
+    fn tls(&self) -> crate::inputs::http::Tls<'_> {
+        crate::inputs::http::Tls {
+            ca_file: &self.ca_file,
+            server_name: &self.server_name,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 
 pub mod cgroup;
 pub mod disk;
+pub mod http;
 pub mod influxdb;
 pub mod mysql;
 pub mod net;
@@ -14,8 +15,9 @@ pub mod prometheus;
 use std::collections::HashSet;
 use std::time::Duration;
 
-use crate::config::{Config, InfluxdbInput, Tls, read_ca_file, read_secret, url_ip};
+use crate::config::Config;
 use crate::line_protocol::Point;
+use http::{Endpoint, HttpInput, Tls, fetch, http_client};
 
 /// Every configured input, with the state some keep between rounds.
 #[derive(Debug)]
@@ -199,94 +201,6 @@ impl Inputs {
         }
         round
     }
-}
-
-fn http_client(timeout: Duration) -> reqwest::ClientBuilder {
-    reqwest::Client::builder()
-        .timeout(timeout)
-        .pool_max_idle_per_host(1)
-}
-
-/// One URL an HTTP input fetches, with the client that checks its
-/// certificate as the input's `ca_file` and `server_name` say.
-#[derive(Debug)]
-struct Endpoint {
-    client: reqwest::Client,
-    /// As configured: the `url` tag and error messages.
-    url: String,
-    /// What is requested: `url` with the host replaced by `server_name`,
-    /// which the client resolves to the configured host's address.
-    request_url: reqwest::Url,
-}
-
-impl Endpoint {
-    fn new(
-        shared: &reqwest::Client,
-        timeout: Duration,
-        url: &str,
-        tls: Tls<'_>,
-    ) -> Result<Self, String> {
-        let mut request_url = reqwest::Url::parse(url).map_err(|e| format!("{url:?}: {e}"))?;
-        if tls.is_default() {
-            return Ok(Endpoint {
-                client: shared.clone(),
-                url: url.to_string(),
-                request_url,
-            });
-        }
-        let mut b = http_client(timeout);
-        if !tls.ca_file.as_os_str().is_empty() {
-            // The pod's endpoints are signed by the cluster's CA: trust
-            // that alone, not every public CA too.
-            b = b.tls_built_in_root_certs(false);
-            for cert in read_ca_file(tls.ca_file).map_err(|e| format!("ca_file: {e}"))? {
-                b = b.add_root_certificate(cert);
-            }
-        }
-        if !tls.server_name.is_empty() {
-            let ip = url_ip(&request_url).ok_or_else(|| {
-                format!("server_name: {url:?}: the URL's host must be an IP address")
-            })?;
-            request_url
-                .set_host(Some(tls.server_name))
-                .map_err(|e| format!("server_name {:?}: {e}", tls.server_name))?;
-            // Port 0: the URL's port is used.
-            b = b.resolve(tls.server_name, std::net::SocketAddr::new(ip, 0));
-        }
-        Ok(Endpoint {
-            client: b.build().map_err(|e| format!("{url}: {e}"))?,
-            url: url.to_string(),
-            request_url,
-        })
-    }
-}
-
-async fn fetch(endpoint: &Endpoint, auth: Option<&InfluxdbInput>) -> Result<String, String> {
-    let url = &endpoint.url;
-    let mut req = endpoint.client.get(endpoint.request_url.clone());
-    if let Some(a) = auth.filter(|a| !a.username.is_empty()) {
-        let password = if a.password_file.as_os_str().is_empty() {
-            a.password.clone()
-        } else {
-            read_secret(&a.password_file)
-                .map_err(|e| format!("{}: {e}", a.password_file.display()))?
-        };
-        req = req.basic_auth(&a.username, Some(password));
-    }
-    let resp = req.send().await.map_err(|e| {
-        let mut m = format!("{url}: {e}");
-        let mut cause = std::error::Error::source(&e);
-        while let Some(c) = cause {
-            m.push_str(&format!(": {c}"));
-            cause = c.source();
-        }
-        m
-    })?;
-    let status = resp.status();
-    if !status.is_success() {
-        return Err(format!("{url}: HTTP {status}"));
-    }
-    resp.text().await.map_err(|e| format!("{url}: {e}"))
 }
 
 /// Telegraf's `server` and `port` tags of the nginx input.

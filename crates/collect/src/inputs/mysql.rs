@@ -1,10 +1,14 @@
 //! MariaDB/MySQL `SHOW GLOBAL STATUS` (needs no privilege beyond a login;
 //! the contract's `collect` user has PROCESS and REPLICATION CLIENT).
 
+use serde::Deserialize;
+use std::path::PathBuf;
+
+use crate::config::read_secret;
+
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, OptsBuilder};
 
-use crate::config::{MysqlInput, read_secret};
 use crate::line_protocol::{FieldValue, Point};
 
 #[derive(Debug)]
@@ -92,4 +96,27 @@ fn status_value(v: &str) -> Option<FieldValue> {
         .ok()
         .filter(|f| f.is_finite())
         .map(FieldValue::Float)
+}
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MysqlInput {
+    pub host: String,
+    pub port: u16,
+    pub socket: PathBuf,
+    pub user: String,
+    pub password_file: PathBuf,
+    pub password: String,
+}
+
+impl Default for MysqlInput {
+    fn default() -> Self {
+        MysqlInput {
+            host: "127.0.0.1".into(),
+            port: 3306,
+            socket: PathBuf::new(),
+            user: "collect".into(),
+            password_file: "/run/private/collect/mysql-password".into(),
+            password: String::new(),
+        }
+    }
 }

@@ -1,6 +1,8 @@
 //! Network counters of the pod's network namespace, from `/proc/net/dev`.
 
-use crate::config::NetInput;
+use serde::Deserialize;
+use std::path::PathBuf;
+
 use crate::line_protocol::Point;
 
 pub fn gather(config: &NetInput) -> std::io::Result<Vec<Point>> {
@@ -46,4 +48,23 @@ pub fn parse(text: &str) -> Vec<Point> {
             )
         })
         .collect()
+}
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NetInput {
+    pub enabled: bool,
+    pub proc_net_dev: PathBuf,
+    pub interfaces: Vec<String>,
+    pub include_lo: bool,
+}
+
+impl Default for NetInput {
+    fn default() -> Self {
+        NetInput {
+            enabled: true,
+            proc_net_dev: "/proc/net/dev".into(),
+            interfaces: Vec::new(),
+            include_lo: false,
+        }
+    }
 }

@@ -2,12 +2,14 @@
 //! one `procstat` point per program summed over its processes (a master and
 //! its workers), plus `procstat_lookup` saying whether it was found.
 
+use serde::Deserialize;
+use std::path::PathBuf;
+
 use std::collections::HashSet;
 use std::path::Path;
 
 use sysinfo::{Pid, Process, ProcessRefreshKind, ProcessesToUpdate, System, UpdateKind};
 
-use crate::config::{Matcher, Program};
 use crate::line_protocol::Point;
 
 #[derive(Debug)]
@@ -179,4 +181,61 @@ fn proc_stat(pid: Pid) -> Option<ProcStat> {
         stime: num(15)? as f64 / 100.0,
         threads: num(20)?,
     })
+}
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProcstatInput {
+    pub programs: Vec<Program>,
+}
+
+/// A supervised program: a bare name, or a table saying how to find it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum Program {
+    Name(String),
+    Spec(ProgramSpec),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProgramSpec {
+    /// The `process_name` tag.
+    pub name: String,
+    /// The program's pid file; the process and its descendants count.
+    #[serde(default)]
+    pub pid_file: Option<PathBuf>,
+    /// A substring of the command line (arguments joined by spaces).
+    #[serde(default)]
+    pub pattern: Option<String>,
+}
+
+/// How a program's processes are found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Matcher {
+    /// Process name (comm) or executable file name equals this.
+    Name(String),
+    PidFile(PathBuf),
+    Pattern(String),
+}
+
+impl Program {
+    pub fn name(&self) -> &str {
+        match self {
+            Program::Name(n) => n,
+            Program::Spec(s) => &s.name,
+        }
+    }
+
+    pub fn matcher(&self) -> Matcher {
+        match self {
+            Program::Name(n) => Matcher::Name(n.clone()),
+            Program::Spec(ProgramSpec {
+                pid_file: Some(p), ..
+            }) => Matcher::PidFile(p.clone()),
+            Program::Spec(ProgramSpec {
+                pattern: Some(p), ..
+            }) => Matcher::Pattern(p.clone()),
+            Program::Spec(s) => Matcher::Name(s.name.clone()),
+        }
+    }
 }

@@ -2,6 +2,9 @@
 //! (metric_version 2) writes it: measurement `prometheus`, one field per
 //! metric name, the labels as tags; samples with equal labels share a point.
 
+use serde::Deserialize;
+use std::path::PathBuf;
+
 use std::collections::BTreeMap;
 
 use crate::line_protocol::{FieldValue, Point};
@@ -91,6 +94,26 @@ fn parse_sample(line: &str) -> Option<(String, Labels, f64)> {
     };
     labels.sort();
     Some((name, labels, value))
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PrometheusInput {
+    pub urls: Vec<String>,
+    pub ca_file: PathBuf,
+    pub server_name: String,
+}
+
+impl crate::inputs::http::HttpInput for PrometheusInput {
+    fn urls(&self) -> Vec<&str> {
+        self.urls.iter().map(String::as_str).collect()
+    }
+    fn tls(&self) -> crate::inputs::http::Tls<'_> {
+        crate::inputs::http::Tls {
+            ca_file: &self.ca_file,
+            server_name: &self.server_name,
+        }
+    }
 }
 
 #[cfg(test)]
