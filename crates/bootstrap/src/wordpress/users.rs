@@ -118,14 +118,10 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<User>, Error> {
             )));
         }
         if login == ADMIN_LOGIN {
-            // setup.sh lists the administrator as well, with admin-password:
-            // that account is seeded from admin-password, so its line is
-            // skipped; any other role for it is an error.
-            if role == "administrator" {
-                continue;
-            }
+            // One source for the administrator: ft-wordpress/admin-password.
             return Err(bad(format!(
-                "login {ADMIN_LOGIN:?} is the site's administrator, set from admin-password"
+                "login {ADMIN_LOGIN:?} is the site's administrator, whose password is \
+                 ft-wordpress/admin-password: remove this line"
             )));
         }
         let role = Role::parse(role).ok_or_else(|| {
@@ -180,14 +176,17 @@ mod tests {
     }
 
     #[test]
-    fn the_administrators_own_line_is_skipped() {
-        let users = parse(
+    fn a_line_for_the_administrator_is_refused() {
+        let e = parse(
             Path::new("/run/secrets/users"),
-            "admin:administrator:admin@example.com:pw\neditor:editor:e@example.com:pw2\n",
+            "editor:editor:e@example.com:pw2\nadmin:administrator:admin@example.com:pw\n",
         )
-        .expect("parses");
-        assert_eq!(users.len(), 1);
-        assert_eq!(users[0].login, "editor");
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("/run/secrets/users") && e.contains("line 2") && e.contains("admin-password"),
+            "{e}"
+        );
     }
 
     #[test]
