@@ -494,7 +494,7 @@ ft_services is up on $ip
   https://$ip:5050/         WordPress
   https://$ip:5000/         phpMyAdmin (also https://$ip/phpmyadmin)
   https://$ip:3000/         Grafana
-  ftps://$ip:21             FTPS (explicit TLS, passive ports 30000-30019)
+  ftps://$ip:21             FTPS (explicit TLS, passive mode)
   ssh ft@$ip                SSH (key $rel/local/id_ed25519)
   dashboard                 $(dashboard_url)
   network policies          $NETWORK_POLICIES

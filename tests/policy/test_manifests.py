@@ -9,6 +9,7 @@ nowhere in what is rendered.
 import ipaddress
 import os
 import pathlib
+import re
 
 import pytest
 import yaml
@@ -18,34 +19,18 @@ RENDERED = pathlib.Path(os.environ.get("RENDERED_DIR", "tests/.work/policy/rende
 SECRETS = pathlib.Path(os.environ.get("SECRETS_DIR", "tests/.work/policy/secrets"))
 NAMESPACE = "ft-services"
 
-PASSIVE = list(range(30000, 30020))
-# service -> (Service type, ports)
-CONTRACT = {
-    "nginx": ("LoadBalancer", [80, 443, 22]),
-    "wordpress": ("LoadBalancer", [5050]),
-    "phpmyadmin": ("LoadBalancer", [5000]),
-    "grafana": ("LoadBalancer", [3000]),
-    "ftps": ("LoadBalancer", [21] + PASSIVE),
-    "mysql": ("ClusterIP", [3306]),
-    "influxdb": ("ClusterIP", [8086]),
-}
-# service -> data directory on its PersistentVolumeClaim
-VOLUMES = {"mysql": "/var/lib/mysql", "influxdb": "/var/lib/influxdb", "ftps": "/var/lib/ftps"}
+# The manifests own the services, their ports and volumes, what each pod
+# mounts and its probes (docs/contract.md, "Who owns what"); this test checks
+# them against the rules of the stack, and the files that must hold a copy
+# of one of those facts (setup.sh's lists, the images' configs) against them.
+
+# Never behind the load balancer: the databases.
+INTERNAL = {"mysql", "influxdb"}
+# Data directories, on a PersistentVolumeClaim each.
+PERSISTENT = {"mysql", "influxdb", "ftps"}
 # supervise's restarts file lives on this emptyDir (crates/supervise/src/restarts.rs)
 SUPERVISE_STATE = "supervise-state"
 SUPERVISE_STATE_DIR = "/run/supervise"
-# Secret -> services mounting it (contract's "used by"; every pod's collector
-# also reads its InfluxDB password)
-SECRET_USERS = {
-    "ft-tls": {"nginx", "wordpress", "phpmyadmin", "grafana", "ftps"},
-    "ft-mysql": {"mysql", "wordpress"},
-    "ft-phpmyadmin": {"phpmyadmin"},
-    "ft-influxdb": set(CONTRACT),
-    "ft-wordpress": {"wordpress"},
-    "ft-ftps": {"ftps"},
-    "ft-ssh": {"nginx"},
-    "ft-grafana": {"grafana"},
-}
 # Capabilities every container may have (supervise switching users), and the
 # extra ones a service needs.
 BASE_CAPS = {"CHOWN", "DAC_OVERRIDE", "FOWNER", "KILL", "SETGID", "SETUID"}
@@ -94,13 +79,17 @@ def test_every_object_lives_in_the_stack_namespace(stack):
         assert o["metadata"]["labels"]["app.kubernetes.io/part-of"] == "ft-services"
 
 
-def test_services_have_exactly_the_contract_types_and_ports(stack):
+def service_ports(stack, name):
+    return [p["port"] for p in of_kind(stack, "Service")[name]["spec"]["ports"]]
+
+
+def test_one_service_per_deployment_public_but_the_databases(stack):
     services = of_kind(stack, "Service")
-    assert set(services) == set(CONTRACT)
-    for name, (kind, ports) in CONTRACT.items():
-        spec = services[name]["spec"]
-        assert spec["type"] == kind, name
-        assert [p["port"] for p in spec["ports"]] == ports, name
+    assert set(services) == set(of_kind(stack, "Deployment"))
+    assert INTERNAL <= set(services)
+    for name, svc in services.items():
+        spec = svc["spec"]
+        assert spec["type"] == ("ClusterIP" if name in INTERNAL else "LoadBalancer"), name
         for p in spec["ports"]:
             assert p["targetPort"] == p["port"] and p.get("protocol", "TCP") == "TCP"
             assert "nodePort" not in p
@@ -150,7 +139,6 @@ def test_metallb_pools_hold_exactly_the_shared_address(stack):
 
 def test_one_deployment_per_service_with_its_image(stack):
     deployments = of_kind(stack, "Deployment")
-    assert set(deployments) == set(CONTRACT)
     for name, d in deployments.items():
         assert d["spec"]["replicas"] == 1
         assert d["spec"]["selector"]["matchLabels"] == {"app.kubernetes.io/name": name}
@@ -163,7 +151,7 @@ def test_one_deployment_per_service_with_its_image(stack):
 def test_container_ports_match_the_service_plus_health(stack):
     for name, d in of_kind(stack, "Deployment").items():
         ports = [p["containerPort"] for p in container(d)["ports"]]
-        assert ports == CONTRACT[name][1] + [9901], name
+        assert ports == service_ports(stack, name) + [9901], name
 
 
 def test_probes_ask_supervise(stack):
@@ -190,15 +178,15 @@ def test_environment_of_every_pod(stack):
 
 def test_volumes_and_update_strategy(stack):
     claims = of_kind(stack, "PersistentVolumeClaim")
-    assert set(claims) == set(VOLUMES)
+    assert set(claims) == PERSISTENT
     for name, d in of_kind(stack, "Deployment").items():
         spec = d["spec"]["template"]["spec"]
         pvcs = {v["name"]: v["persistentVolumeClaim"]["claimName"] for v in spec.get("volumes", []) if "persistentVolumeClaim" in v}
         mounts = {m["name"]: m["mountPath"] for m in container(d)["volumeMounts"]}
-        if name in VOLUMES:
+        if name in PERSISTENT:
             assert list(pvcs.values()) == [name]
             (vol,) = pvcs
-            assert mounts[vol] == VOLUMES[name]
+            assert mounts[vol].startswith("/var/lib/"), mounts[vol]
             # Two pods must never hold the same ReadWriteOnce volume.
             assert d["spec"]["strategy"]["type"] == "Recreate"
             assert claims[name]["spec"]["accessModes"] == ["ReadWriteOnce"]
@@ -224,18 +212,96 @@ def test_every_pod_counts_supervise_restarts_on_an_emptydir(stack):
         }, name
 
 
-def test_secrets_mounted_read_only_where_the_contract_says(stack):
+def mounted_secret_files(d):
+    """(secret, key) of every Secret file the Deployment's pod mounts."""
+    spec = d["spec"]["template"]["spec"]
+    files = set()
+    for v in spec["volumes"]:
+        if "secret" not in v:
+            continue
+        name = v["secret"]["secretName"]
+        items = v["secret"].get("items")
+        keys = [i["key"] for i in items] if items else generated_keys(name)
+        files |= {(name, k) for k in keys}
+    return files
+
+
+def generated_keys(secret):
+    return sorted(p.name for p in (SECRETS / secret).iterdir())
+
+
+def generated_secrets():
+    return {p.name for p in SECRETS.iterdir() if p.is_dir() and p.name != "local"}
+
+
+def test_secrets_are_mounted_read_only_as_files(stack):
     for name, d in of_kind(stack, "Deployment").items():
         spec = d["spec"]["template"]["spec"]
         secrets = {v["name"]: v["secret"]["secretName"] for v in spec["volumes"] if "secret" in v}
         mounts = {m["name"]: m for m in container(d)["volumeMounts"]}
-        expected = {s for s, users in SECRET_USERS.items() if name in users}
-        assert set(secrets.values()) == expected, name
         for vol, secret in secrets.items():
             assert mounts[vol]["mountPath"] == f"/run/secrets/{secret}"
             assert mounts[vol]["readOnly"] is True
         for e in container(d)["env"]:
             assert "secretKeyRef" not in e.get("valueFrom", {}), "secrets are files, not environment"
+
+
+def test_every_mounted_secret_is_generated_and_every_generated_one_mounted(stack):
+    """setup.sh owns the Secrets it generates; the manifests what each pod mounts."""
+    mounted = set()
+    for name, d in of_kind(stack, "Deployment").items():
+        for secret, key in mounted_secret_files(d):
+            assert key in generated_keys(secret), f"{name} mounts {secret}/{key}, which setup.sh does not make"
+            mounted.add(secret)
+    assert mounted == generated_secrets()
+
+
+SECRET_PATH = re.compile(r"/run/secrets/(ft-[a-z]+)/([A-Za-z0-9_.-]+)")
+
+
+def test_every_secret_an_image_reads_is_mounted_in_its_pod(stack):
+    """Each /run/secrets/<secret>/<key> an image's files name (supervise.toml,
+    rootfs/) must be mounted in that service's pod."""
+    for name, d in of_kind(stack, "Deployment").items():
+        mounted = mounted_secret_files(d)
+        image = ROOT / "docker" / name
+        files = [image / "supervise.toml", *(p for p in (image / "rootfs").rglob("*") if p.is_file())]
+        for f in files:
+            for secret, key in SECRET_PATH.findall(f.read_text(errors="replace")):
+                assert (secret, key) in mounted, f"{f.relative_to(ROOT)} reads {secret}/{key}, not mounted in the {name} pod"
+
+
+def setup_sh_list(name):
+    m = re.search(rf"^{name}=\(([^)]*)\)", (ROOT / "setup.sh").read_text(), re.M)
+    return m.group(1).split()
+
+
+def test_setup_sh_lists_follow_the_manifests(stack):
+    """setup.sh's copies: SERVICES (one Deployment each) and SECRETS (what it generates, all mounted)."""
+    assert set(setup_sh_list("SERVICES")) == set(of_kind(stack, "Deployment")), "setup.sh SERVICES"
+    assert set(setup_sh_list("SECRETS")) == generated_secrets(), "setup.sh SECRETS"
+
+
+def test_image_files_follow_the_services(stack):
+    """The images' copies of the Services' ports: EXPOSE, and ftpsd's passive range."""
+    for name, d in of_kind(stack, "Deployment").items():
+        ports = sorted(p["containerPort"] for p in container(d)["ports"])
+        text = (ROOT / "docker" / name / "Dockerfile").read_text()
+        exposed = set()
+        for word in re.search(r"^EXPOSE (.*)$", text, re.M).group(1).split():
+            lo, _, hi = word.partition("-")
+            exposed |= set(range(int(lo), int(hi or lo) + 1))
+        assert exposed >= set(ports), f"docker/{name}/Dockerfile EXPOSE misses {sorted(set(ports) - exposed)}"
+    passive = [p for p in service_ports(stack, "ftps") if p != 21]
+    config = (ROOT / "docker/ftps/rootfs/etc/templates/ftpsd.toml").read_text()
+    low = int(re.search(r"^port_min = (\d+)", config, re.M).group(1))
+    high = int(re.search(r"^port_max = (\d+)", config, re.M).group(1))
+    assert list(range(low, high + 1)) == passive, "docker/ftps/rootfs/etc/templates/ftpsd.toml [passive]"
+    # ftpsd's defaults are the cluster's, so that an empty config works
+    source = (ROOT / "crates/ftpsd/src/config.rs").read_text()
+    low = int(re.search(r"port_min: (\d+),", source).group(1))
+    high = int(re.search(r"port_max: (\d+),", source).group(1))
+    assert list(range(low, high + 1)) == passive, "crates/ftpsd/src/config.rs PassiveConfig::default"
 
 
 # Secret files anyone in a pod may read: the certificates.
@@ -331,11 +397,11 @@ def test_network_policies(stack):
     assert sources(policies_admitting(stack, "mysql", 3306)) == {"wordpress", "phpmyadmin"}
     # Every pod's collector writes to InfluxDB; Grafana reads it.
     assert sources(policies_admitting(stack, "influxdb", 8086)) == {"any-stack-pod"}
-    for name, (kind, ports) in CONTRACT.items():
+    for name, svc in of_kind(stack, "Service").items():
         # the kubelet's probes come from the node, which policies always admit
         assert not policies_admitting(stack, name, 9901), name
-        if kind == "LoadBalancer":
-            for port in ports:
+        if svc["spec"]["type"] == "LoadBalancer":
+            for port in service_ports(stack, name):
                 assert sources(policies_admitting(stack, name, port)) == {"*"}, (name, port)
         # nothing else is admitted anywhere
         assert not policies_admitting(stack, name, 9902)

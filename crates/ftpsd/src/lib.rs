@@ -12,9 +12,10 @@
 //!   every key optional, defaults are those of the cluster): control address
 //!   `0.0.0.0:21`, metrics `0.0.0.0:9902`, `data_root = /var/lib/ftps`,
 //!   users file `/run/secrets/ft-ftps/users`, `[tls] cert/key` under
-//!   `/run/secrets/ft-tls/`, `[passive] port_min/port_max = 30000/30019` and
-//!   `address` (the load balancer's IPv4, filled in by supervise from
-//!   `${LB_IP}`; empty = the control connection's local address), session
+//!   `/run/secrets/ft-tls/`, `[passive] port_min/port_max` (the cluster's
+//!   passive range) and `address` (the load balancer's IPv4, filled in by
+//!   supervise from `${LB_IP}`; empty = the control connection's local
+//!   address), session
 //!   limits and timeouts, and the `[login]` policy.
 //! - The users file: one `name:$pbkdf2-sha256$i=N$salt$key` line per user
 //!   (PHC string, standard base64 without padding; `#` comments). See

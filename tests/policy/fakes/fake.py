@@ -22,10 +22,20 @@ import shutil
 import sys
 
 STATE = pathlib.Path(os.environ["FAKE_STATE"])
-SERVICES = ["nginx", "wordpress", "phpmyadmin", "mysql", "influxdb", "grafana", "ftps"]
-LB = {"nginx": "80 443 22", "wordpress": "5050", "phpmyadmin": "5000", "grafana": "3000",
-      "ftps": " ".join(["21"] + [str(p) for p in range(30000, 30020)])}
-CLUSTER = {"mysql": "3306", "influxdb": "8086"}
+
+
+def applied_services():
+    """(name, type, ports) of every Service of the last `kubectl apply -k`,
+    rendered by the real kubectl: the manifests own them."""
+    import subprocess
+
+    import yaml
+
+    applied = sorted(STATE.glob("applied-k-*"), key=lambda p: int(p.name.rsplit("-", 1)[1]))
+    out = subprocess.run([os.environ["FAKE_REAL_KUBECTL"], "kustomize", str(applied[-1])],
+                         check=True, capture_output=True, text=True).stdout
+    return [(o["metadata"]["name"], o["spec"]["type"], " ".join(str(p["port"]) for p in o["spec"]["ports"]))
+            for o in yaml.safe_load_all(out) if o and o["kind"] == "Service"]
 
 
 def record(tool, args, stdin=None):
@@ -147,7 +157,7 @@ def kubectl(args):
             ready = 0
         elif counter("deployment-polls") < int(os.environ.get("FAKE_NOT_READY_POLLS", "0")):
             ready = 0
-        for svc in SERVICES:
+        for svc, _, _ in applied_services():
             if "observedGeneration" in jsonpath[0]:
                 print(f"{svc} 2 2 1 1 {ready or ''} {ready or ''}".rstrip())
             else:
@@ -157,11 +167,9 @@ def kubectl(args):
         if not deployed:
             return 0
         lb_ip = node_ip().rsplit(".", 1)[0] + ".240"
-        for svc in SERVICES:
-            if svc in LB:
-                print(f"{svc}|LoadBalancer|{lb_ip}|10.96.0.{10 + SERVICES.index(svc)}|{LB[svc]}")
-            else:
-                print(f"{svc}|ClusterIP||10.96.0.{10 + SERVICES.index(svc)}|{CLUSTER[svc]}")
+        for n, (svc, kind, ports) in enumerate(applied_services()):
+            external = lb_ip if kind == "LoadBalancer" else ""
+            print(f"{svc}|{kind}|{external}|10.96.0.{10 + n}|{ports}")
         return 0
     if "get" in words and "pods" in words:
         print("NAME READY STATUS")
