@@ -271,7 +271,7 @@ impl DataChannels {
         };
         if let Err(e) =
             tokio::io::copy_bidirectional_with_sizes(&mut tls, &mut backend, to_backend, to_client)
-        .await
+                .await
         {
             tracing::debug!(client = %self.client_ip, port, error = %e, "data connection ended early");
         }

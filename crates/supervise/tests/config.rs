@@ -380,7 +380,8 @@ command = ["sleep", "60"]
     );
     assert_eq!(sv.wait(15), 2, "{}", sv.stderr());
     assert!(
-        sv.stderr().contains("owner \"no-such-user-here\": no such user"),
+        sv.stderr()
+            .contains("owner \"no-such-user-here\": no such user"),
         "{}",
         sv.stderr()
     );
