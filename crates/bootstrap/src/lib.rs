@@ -23,20 +23,14 @@ pub mod deadline;
 pub mod grafana;
 pub mod influxdb;
 pub mod mysql;
-pub mod secret;
 pub mod wordpress;
 
 /// Everything that can stop a bootstrap run.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("cannot read secret {}: {source}", path.display())]
-    SecretRead {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("secret {} is empty", path.display())]
-    SecretEmpty { path: PathBuf },
+    /// Read under the workspace's one rule ([`daemon::secret`]).
+    #[error(transparent)]
+    Secret(#[from] daemon::secret::Error),
     #[error("{what} not reachable within {waited:?}; last error: {last}")]
     Unreachable {
         what: String,

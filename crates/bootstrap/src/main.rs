@@ -2,15 +2,17 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use bootstrap::{grafana, influxdb, mysql, secret, wordpress};
+use bootstrap::{grafana, influxdb, mysql, wordpress};
 use clap::{Parser, Subcommand};
+use daemon::secret;
 
 /// One-shot seeding of the ft_services stack (see the crate docs).
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Cli {
-    /// How long to wait for a server that is still starting.
-    #[arg(long, env = "BOOTSTRAP_TIMEOUT", default_value = "60s", value_parser = parse_duration, global = true)]
+    /// How long to wait for a server that is still starting: "500ms", "10s",
+    /// "5m", "1h", or a bare number of seconds.
+    #[arg(long, env = "BOOTSTRAP_TIMEOUT", default_value = "60s", value_parser = parse_timeout, global = true)]
     timeout: Duration,
     #[command(subcommand)]
     command: Command,
@@ -135,25 +137,21 @@ struct InfluxArgs {
     secrets: PathBuf,
 }
 
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = n.parse().map_err(|_| format!("not a duration: {s}"))?;
-    match unit {
-        "" | "s" => Ok(Duration::from_secs(n)),
-        "ms" => Ok(Duration::from_millis(n)),
-        "m" => Ok(Duration::from_secs(n * 60)),
-        _ => Err(format!("unknown unit in {s} (use ms, s or m)")),
+/// `--timeout`: the workspace's duration grammar ([`daemon::duration`]), and
+/// also a bare whole number, which means seconds. The number form is kept on
+/// purpose, not deprecated: it is what `BOOTSTRAP_TIMEOUT` has always taken,
+/// and a timeout in whole seconds is the one reading a bare number can have
+/// here.
+fn parse_timeout(s: &str) -> Result<Duration, String> {
+    match s.trim().parse::<u64>() {
+        Ok(seconds) => Ok(Duration::from_secs(seconds)),
+        Err(_) => daemon::duration::parse(s),
     }
 }
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    daemon::log::init("info");
     let cli = Cli::parse();
     match cli.command {
         Command::Mysql(a) => {
@@ -234,4 +232,20 @@ async fn main() -> anyhow::Result<()> {
     }
     tracing::info!("done");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn timeout_takes_units_or_bare_seconds() {
+        assert_eq!(parse_timeout("90").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_timeout("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_timeout("2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse_timeout("1h").unwrap(), Duration::from_secs(3600));
+        assert!(parse_timeout("1d").is_err());
+        assert!(parse_timeout("").is_err());
+    }
 }

@@ -2,7 +2,10 @@
 //!
 //! Every key is optional and has the default shown; inputs other than
 //! `cgroup`, `net` and `internal` run only when their section is present.
-//! Durations are strings: `"500ms"`, `"10s"`, `"5m"`, `"1h"`.
+//! Durations are strings with a unit: `"500ms"`, `"10s"`, `"5m"`, `"1h"`
+//! ([`daemon::duration`]). A `password_file` is read under the workspace's
+//! secret rule ([`daemon::secret`]): one trailing line end dropped, an empty
+//! file is an error naming it.
 //!
 //! ```toml
 //! interval = "10s"          # gather every interval, aligned to the wall clock
@@ -119,7 +122,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 
 pub use crate::inputs::cgroup::CgroupInput;
 pub use crate::inputs::disk::DiskInput;
@@ -154,7 +157,7 @@ pub enum ConfigError {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "daemon::duration::deserialize")]
     pub interval: Duration,
     pub service: String,
     pub pod: String,
@@ -185,15 +188,15 @@ pub struct Output {
     pub password_file: PathBuf,
     pub password: String,
     pub create_database: bool,
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "daemon::duration::deserialize")]
     pub timeout: Duration,
     pub batch_size: usize,
     pub buffer_limit: usize,
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "daemon::duration::deserialize")]
     pub buffer_duration: Duration,
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "daemon::duration::deserialize")]
     pub retry_initial: Duration,
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "daemon::duration::deserialize")]
     pub retry_max: Duration,
 }
 
@@ -263,37 +266,6 @@ impl Inputs {
         }
         out
     }
-}
-
-/// Parses `"250ms"`, `"10s"`, `"5m"`, `"1h"`.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s
-        .find(|c: char| !c.is_ascii_digit())
-        .ok_or_else(|| format!("duration {s:?} has no unit (ms, s, m, h)"))?;
-    let (num, unit) = s.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("duration {s:?} does not start with a number"))?;
-    let ms = match unit {
-        "ms" => n,
-        "s" => n.saturating_mul(1000),
-        "m" => n.saturating_mul(60_000),
-        "h" => n.saturating_mul(3_600_000),
-        _ => return Err(format!("duration {s:?}: unit must be ms, s, m or h")),
-    };
-    Ok(Duration::from_millis(ms))
-}
-
-fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    let s = String::deserialize(d)?;
-    parse_duration(&s).map_err(serde::de::Error::custom)
-}
-
-/// Reads a secret file, without its trailing newline.
-pub fn read_secret(path: &Path) -> std::io::Result<String> {
-    let s = std::fs::read_to_string(path)?;
-    Ok(s.trim_end_matches(['\n', '\r']).to_string())
 }
 
 impl Config {

@@ -17,14 +17,7 @@ struct Args {
 }
 
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        // supervise prefixes and forwards the output: no colour codes there.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    daemon::log::init("info");
     let args = Args::parse();
     let config = collect::Config::load(&args.config)?;
     if args.check_config {
@@ -40,13 +33,10 @@ fn main() -> anyhow::Result<()> {
     rt.block_on(async {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let agent = tokio::spawn(collect::run(config, stop_rx));
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .context("install SIGTERM handler")?;
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
-        }
-        tracing::info!("stopping: flushing what InfluxDB has not taken yet");
+        let signal = daemon::stop::requested()
+            .context("install the SIGTERM/SIGINT handlers")?
+            .await;
+        tracing::info!(signal, "stopping: flushing what InfluxDB has not taken yet");
         let _ = stop_tx.send(true);
         agent.await.context("agent task")?
     })

@@ -12,7 +12,7 @@ use reqwest::StatusCode;
 use tokio::sync::{Notify, watch};
 
 use crate::buffer::{Batch, Buffer};
-use crate::config::{self, read_secret};
+use crate::config;
 
 /// What the gather loop and the writer share.
 #[derive(Debug)]
@@ -89,12 +89,8 @@ impl Writer {
         if self.config.password_file.as_os_str().is_empty() {
             return Ok(Some(self.config.password.clone()));
         }
-        let p = read_secret(&self.config.password_file).map_err(|e| {
-            anyhow::anyhow!(
-                "output.password_file {}: {e}",
-                self.config.password_file.display()
-            )
-        })?;
+        let p = daemon::secret::read(&self.config.password_file)
+            .map_err(|e| anyhow::anyhow!("output.password_file: {e}"))?;
         Ok(Some(p))
     }
 

@@ -38,23 +38,15 @@ fn main() -> anyhow::Result<()> {
         std::io::stdin()
             .read_to_string(&mut input)
             .context("reading the password from stdin")?;
-        let password = input
-            .strip_suffix('\n')
-            .map(|p| p.strip_suffix('\r').unwrap_or(p))
-            .unwrap_or(&input);
+        // The secret-file rule: one trailing line end is not part of it.
+        let password = daemon::secret::strip_line_end(&input);
         anyhow::ensure!(!password.is_empty(), "empty password on stdin");
         println!("{}", users::PasswordHash::create(password, iterations)?);
         return Ok(());
     }
 
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,libunftp=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    // libunftp logs every session event at info: its warnings are enough.
+    daemon::log::init("info,libunftp=warn");
     let config =
         Config::load(&cli.config).with_context(|| format!("config {}", cli.config.display()))?;
     let server = Ftpsd::prepare(config).context("cannot start")?;

@@ -134,13 +134,11 @@ impl Ftpsd {
         })?;
         let this = Arc::new(self);
         let admission = Admission::new(this.config.max_unauthenticated, this.config.max_sessions);
-        let mut terminate = tokio::signal::unix::signal(
-            tokio::signal::unix::SignalKind::terminate(),
-        )
-        .map_err(|source| StartError::Bind {
-            addr: "SIGTERM handler".into(),
+        let stop = daemon::stop::requested().map_err(|source| StartError::Bind {
+            addr: "SIGTERM/SIGINT handlers".into(),
             source,
         })?;
+        tokio::pin!(stop);
         loop {
             let (stream, peer) = tokio::select! {
                 accepted = control.accept() => match accepted {
@@ -152,8 +150,10 @@ impl Ftpsd {
                         continue;
                     }
                 },
-                _ = terminate.recv() => break,
-                _ = tokio::signal::ctrl_c() => break,
+                signal = &mut stop => {
+                    tracing::info!(signal, "stopping");
+                    break;
+                }
             };
             let (gate, evicted_one) = admission.admit();
             if evicted_one {

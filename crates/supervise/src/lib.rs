@@ -44,8 +44,9 @@
 //!
 //! Template placeholders are `${VAR}`: the value of the environment variable
 //! `VAR` or, if `VAR_FILE` is set, the contents of that file (one trailing
-//! newline removed). A placeholder with no value is an error naming the file,
-//! the line and the variable. `$${` stands for a literal `${`; `$name`
+//! line end removed; an empty file is an error, as for every secret in the
+//! workspace: [`daemon::secret`]). A placeholder with no value is an error
+//! naming the file, the line and the variable. `$${` stands for a literal `${`; `$name`
 //! without braces (nginx variables) is left alone. Every template is
 //! rendered in memory first, then written (missing parent directories
 //! created, temp file + rename, mode 0644 unless `mode` says otherwise,
@@ -211,12 +212,7 @@ pub fn run(path: &Path) -> Result<i32, Error> {
         }
     }
     let (output, writer) = output::start();
-    let _ = tracing_subscriber::fmt()
-        .with_writer(output::LogWriter(output.clone()))
-        .with_ansi(false)
-        .with_target(false)
-        .without_time()
-        .try_init();
+    daemon::log::init_bare(output::LogWriter(output.clone()));
     // Counted only now: a start that failed above started nothing.
     let restarts = restarts_file.as_deref().map_or(0, restarts::record);
     let code = runtime.block_on(supervisor::supervise(

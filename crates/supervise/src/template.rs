@@ -1,5 +1,7 @@
 //! Config templates: `${VAR}` placeholders filled from the environment or,
-//! for Kubernetes Secrets mounted as files, from the file `$VAR_FILE` names.
+//! for Kubernetes Secrets mounted as files, from the file `$VAR_FILE` names,
+//! read under the workspace's secret rule ([`daemon::secret`]: one trailing
+//! line end dropped, an empty file is an error naming it).
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -20,13 +22,13 @@ pub enum TemplateError {
         line: usize,
         var: String,
     },
-    #[error("template {path} line {line}: {var}_FILE={file}: cannot read: {source}")]
+    /// The file `$VAR_FILE` names is unreadable or empty (the error names it).
+    #[error("template {path} line {line}: {var}_FILE: {source}")]
     ReadValue {
         path: PathBuf,
         line: usize,
         var: String,
-        file: PathBuf,
-        source: std::io::Error,
+        source: daemon::secret::Error,
     },
     #[error("template target {path}: cannot write: {source}")]
     Write {
@@ -104,21 +106,12 @@ fn value(
 ) -> Result<String, TemplateError> {
     if let Some(file) = values.get(&format!("{var}_FILE")) {
         let file = PathBuf::from(file);
-        let mut text =
-            std::fs::read_to_string(&file).map_err(|source| TemplateError::ReadValue {
-                path: path.to_owned(),
-                line,
-                var: var.to_owned(),
-                file: file.clone(),
-                source,
-            })?;
-        if text.ends_with('\n') {
-            text.pop();
-            if text.ends_with('\r') {
-                text.pop();
-            }
-        }
-        return Ok(text);
+        return daemon::secret::read(&file).map_err(|source| TemplateError::ReadValue {
+            path: path.to_owned(),
+            line,
+            var: var.to_owned(),
+            source,
+        });
     }
     values.get(var).ok_or_else(|| TemplateError::Missing {
         path: path.to_owned(),
@@ -271,6 +264,24 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "template /t.conf line 3: variable NOPE has no value (set NOPE or NOPE_FILE)"
+        );
+    }
+
+    #[test]
+    fn file_values_follow_the_secret_rule() {
+        let dir = tempfile::tempdir().unwrap();
+        let pw = dir.path().join("pw");
+        let v = Map(HashMap::from([("PW_FILE", pw.display().to_string())]));
+        std::fs::write(&pw, "s3cret\r\n").unwrap();
+        assert_eq!(render(Path::new("t"), "${PW}", &v).unwrap(), "s3cret");
+        std::fs::write(&pw, "\n").unwrap();
+        let e = render(Path::new("/t.conf"), "${PW}", &v).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "template /t.conf line 1: PW_FILE: secret {} is empty",
+                pw.display()
+            )
         );
     }
 }

@@ -153,7 +153,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Vec<User>, Error> {
 
 /// Reads and parses the users file.
 pub fn load(path: &Path) -> Result<Vec<User>, Error> {
-    let text = crate::secret::read(path)?;
+    let text = daemon::secret::read(path)?;
     parse(path, &text)
 }
 
@@ -184,7 +184,9 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(
-            e.contains("/run/secrets/users") && e.contains("line 2") && e.contains("admin-password"),
+            e.contains("/run/secrets/users")
+                && e.contains("line 2")
+                && e.contains("admin-password"),
             "{e}"
         );
     }

@@ -5,7 +5,6 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::config::read_secret;
 use crate::inputs::influxdb::InfluxdbInput;
 
 /// An input fetching HTTP(S) URLs.
@@ -180,8 +179,7 @@ pub async fn fetch(endpoint: &Endpoint, auth: Option<&InfluxdbInput>) -> Result<
         let password = if a.password_file.as_os_str().is_empty() {
             a.password.clone()
         } else {
-            read_secret(&a.password_file)
-                .map_err(|e| format!("{}: {e}", a.password_file.display()))?
+            daemon::secret::read(&a.password_file).map_err(|e| e.to_string())?
         };
         req = req.basic_auth(&a.username, Some(password));
     }

@@ -4,8 +4,6 @@
 use serde::Deserialize;
 use std::path::PathBuf;
 
-use crate::config::read_secret;
-
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, OptsBuilder};
 
@@ -35,12 +33,8 @@ impl Mysql {
         let password = if self.config.password_file.as_os_str().is_empty() {
             self.config.password.clone()
         } else {
-            read_secret(&self.config.password_file).map_err(|e| {
-                format!(
-                    "inputs.mysql.password_file {}: {e}",
-                    self.config.password_file.display()
-                )
-            })?
+            daemon::secret::read(&self.config.password_file)
+                .map_err(|e| format!("inputs.mysql.password_file: {e}"))?
         };
         let mut opts = OptsBuilder::default()
             .user(Some(self.config.user.clone()))
