@@ -154,19 +154,6 @@ struct Ftps {
     metrics_port: u16,
 }
 
-/// `n` consecutive free loopback ports (for ftpsd's passive range).
-fn free_port_range(n: u16) -> u16 {
-    loop {
-        let first = testbed::free_port().unwrap();
-        if first.checked_add(n).is_none() {
-            continue;
-        }
-        if (first..first + n).all(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok()) {
-            return first;
-        }
-    }
-}
-
 /// Starts ftpsd with a throw-away certificate and one user, then uploads and
 /// downloads a file with curl so its byte and login counters move.
 fn start_ftpsd(bin: &Path, w: &Path) -> Ftps {
@@ -206,7 +193,7 @@ fn start_ftpsd(bin: &Path, w: &Path) -> Ftps {
     std::fs::write(d.join("users"), format!("ft:{}\n", hash.trim())).unwrap();
     let port = testbed::free_port().unwrap();
     let metrics_port = testbed::free_port().unwrap();
-    let pasv = free_port_range(4);
+    let pasv = testbed::free_port_range(4).unwrap();
     let config = format!(
         "listen = \"127.0.0.1:{port}\"\nmetrics_listen = \"127.0.0.1:{metrics_port}\"\n\
          data_root = \"{d}/data\"\nusers_file = \"{d}/users\"\n\

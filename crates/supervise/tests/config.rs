@@ -264,7 +264,7 @@ fn the_config_comes_from_supervise_config_when_no_flag_is_given() {
         &config,
         format!(
             "[health]\nlisten = \"127.0.0.1:{}\"\n[[program]]\nname = \"a\"\nkind = \"oneshot\"\ncommand = [\"touch\", \"{}\"]\n",
-            free_port(),
+            testbed::free_port().unwrap(),
             marker.display()
         ),
     )

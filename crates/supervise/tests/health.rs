@@ -104,7 +104,7 @@ after = ["server"]
 
 #[test]
 fn readyz_waits_for_a_tcp_check() {
-    let port = free_port();
+    let port = testbed::free_port().unwrap();
     readiness_case(
         &format!(r#"{{ tcp = "127.0.0.1:{port}" }}"#),
         &format!(
@@ -123,7 +123,7 @@ fn readyz_waits_for_a_unix_socket_check() {
 
 #[test]
 fn readyz_waits_for_an_http_check() {
-    let port = free_port();
+    let port = testbed::free_port().unwrap();
     readiness_case(
         &format!(r#"{{ http = "http://127.0.0.1:{port}/" }}"#),
         &format!("python3 -m http.server {port} --bind 127.0.0.1 --directory {{dir}}"),

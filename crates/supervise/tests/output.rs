@@ -33,7 +33,7 @@ command = ["sh", "-c", "echo out1; echo err1 >&2; echo out2; printf 'no-newline'
 #[test]
 fn a_flood_never_blocks_the_program_when_nobody_reads() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let port = testbed::free_port().unwrap();
     let config = dir.path().join("supervise.toml");
     let d = dir.path().display();
     // 20 MB of output, far beyond any pipe buffer and supervise's queue.

@@ -56,11 +56,33 @@ fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> Error {
     move |source| Error::Io { what, source }
 }
 
-/// A free TCP port on loopback, as the kernel hands it out.
+/// A free TCP port on loopback, as the kernel hands it out. Every crate's
+/// tests take their ports here (and ranges from [`free_port_range`]), so
+/// there is one way to pick them.
 pub fn free_port() -> Result<u16, Error> {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(io_err("bind port 0"))?;
     let port = listener.local_addr().map_err(io_err("local_addr"))?.port();
     Ok(port)
+}
+
+/// The first of `n` consecutive loopback ports that are all free now (an
+/// FTP server's passive range): the kernel picks where to start, as for
+/// [`free_port`], and a start whose range is partly taken is tried again.
+pub fn free_port_range(n: u16) -> Result<u16, Error> {
+    let free = |p: u16| TcpListener::bind((Ipv4Addr::LOCALHOST, p)).is_ok();
+    for _ in 0..200 {
+        let first = free_port()?;
+        if first
+            .checked_add(n)
+            .is_some_and(|end| (first..end).all(free))
+        {
+            return Ok(first);
+        }
+    }
+    Err(Error::Io {
+        what: format!("find {n} consecutive free ports"),
+        source: io::Error::from(io::ErrorKind::AddrInUse),
+    })
 }
 
 /// A fresh temporary directory, removed when dropped.

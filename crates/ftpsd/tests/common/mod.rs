@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used, dead_code)]
 
 use std::io::{BufRead, BufReader};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -93,9 +93,9 @@ impl Ftpsd {
             ftpsd::users::PasswordHash::create(OTHER_PASSWORD, iterations).unwrap()
         );
         std::fs::write(dir.path().join("users"), users).unwrap();
-        let port = free_port();
-        let metrics_port = free_port();
-        let pasv = free_port_range(options.passive_ports);
+        let port = testbed::free_port().unwrap();
+        let metrics_port = testbed::free_port().unwrap();
+        let pasv = testbed::free_port_range(options.passive_ports).unwrap();
         let config = format!(
             r#"
 listen = "127.0.0.1:{port}"
@@ -328,28 +328,6 @@ pub fn stdout(out: &Output) -> String {
 
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// The first of `n` consecutive ports that are free now.
-fn free_port_range(n: u16) -> u16 {
-    let seed =
-        std::process::id() as u64 ^ Instant::now().elapsed().as_nanos() as u64 ^ free_port() as u64;
-    let mut base = 20000 + (seed.wrapping_mul(2654435761) % 20000) as u16;
-    for _ in 0..200 {
-        if (base..base + n).all(|p| TcpListener::bind(("127.0.0.1", p)).is_ok()) {
-            return base;
-        }
-        base = 20000 + (base - 20000 + n + 37) % 25000;
-    }
-    panic!("no {n} free consecutive ports");
 }
 
 /// Reads the control connection's first line (the greeting or a refusal).

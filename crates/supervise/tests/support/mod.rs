@@ -23,14 +23,6 @@ pub fn wait_for(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A running supervise.
 pub struct Sv {
     pub child: Child,
@@ -78,7 +70,7 @@ pub fn start_wrapped(
     body: &str,
     env: &[(&str, &str)],
 ) -> Sv {
-    let port = free_port();
+    let port = testbed::free_port().unwrap();
     let config = dir.path().join("supervise.toml");
     let body = body.replace("{dir}", dir.path().to_str().unwrap());
     std::fs::write(
