@@ -369,8 +369,7 @@ pub async fn relay(
         let Some(line) = line else { return Ok(()) };
         match state.judge(&line) {
             Verdict::Forward => {
-                backend_write.write_all(line.as_bytes()).await?;
-                backend_write.write_all(b"\r\n").await?;
+                write_line(&mut backend_write, &line).await?;
             }
             Verdict::Refuse(reply) => write_reply(&writer, reply).await?,
             Verdict::StartTls => {
@@ -443,11 +442,7 @@ pub async fn relay(
                         .channels
                         .command_forwarded(&verb.to_ascii_uppercase());
                 }
-                let sent = async {
-                    backend_write.write_all(line.as_bytes()).await?;
-                    backend_write.write_all(b"\r\n").await
-                };
-                if let Err(e) = sent.await {
+                if let Err(e) = write_line(&mut backend_write, &line).await {
                     break Err(e);
                 }
             }
@@ -471,9 +466,18 @@ async fn write_reply<W: AsyncWrite + Unpin>(
     reply: &str,
 ) -> std::io::Result<()> {
     let mut w = writer.lock().await;
-    w.write_all(reply.as_bytes()).await?;
-    w.write_all(b"\r\n").await?;
+    write_line(&mut *w, reply).await?;
     w.flush().await
+}
+
+/// Writes `line` and its CRLF in one write: a client that reads the reply to
+/// AUTH TLS with a single read (OpenSSL's `s_client -starttls ftp`, testssl.sh)
+/// would otherwise take a CRLF arriving apart for the start of the handshake.
+async fn write_line<W: AsyncWrite + Unpin>(w: &mut W, line: &str) -> std::io::Result<()> {
+    let mut bytes = Vec::with_capacity(line.len() + 2);
+    bytes.extend_from_slice(line.as_bytes());
+    bytes.extend_from_slice(b"\r\n");
+    w.write_all(&bytes).await
 }
 
 #[cfg(test)]
