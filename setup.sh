@@ -12,6 +12,13 @@
 #   ./setup.sh secrets         only generate the secret files (idempotent: what
 #                              exists is kept) for the address LB_IP; no cluster
 #                              needed, only openssl and ssh-keygen
+#   ./setup.sh backup [FILE]   one archive of the running stack's data: MySQL
+#                              dump, InfluxDB backup, FTPS files, the secrets
+#                              (encrypted; left out without a passphrase);
+#                              default backups/ft_services-<UTC time>.tar.gz
+#   ./setup.sh restore FILE    checks FILE whole, then puts its data back into
+#                              the running stack (the secrets too, given the
+#                              passphrase) and waits for every rollout
 #
 # Environment:
 #   MINIKUBE_DRIVER   minikube driver when minikube has to be started (docker)
@@ -20,6 +27,8 @@
 #                     (192.168.49.2 -> 192.168.49.240); required by `secrets`
 #   SECRETS_DIR       where secrets are generated and kept (.secrets, git-ignored)
 #   ROLLOUT_TIMEOUT   seconds to wait for every Deployment to be ready (600)
+#   FT_BACKUP_PASSPHRASE  encrypts the secrets in a backup (asked on a
+#                     terminal when unset)
 #
 # Secrets layout: SECRETS_DIR/<secret>/<key> for each Kubernetes Secret of
 # docs/contract.md (ft-tls, ft-mysql, ...), applied as-is; SECRETS_DIR/local/
@@ -467,6 +476,222 @@ wait_for_rollout() {
   return 0
 }
 
+# --- backup and restore -----------------------------------------------------
+
+# The parts of a backup: the pod each comes from and the command run there
+# (kubectl exec, as the container's root; the images carry the tools). A
+# backup command writes its part to stdout; a restore command reads it from
+# stdin, and is only given a part whose checksum was verified.
+BACKUP_PARTS=(mysql influxdb ftps)
+declare -A BACKUP_FILE=([mysql]=mysql.sql [influxdb]=influxdb.tar [ftps]=ftps.tar)
+declare -A BACKUP_CMD RESTORE_CMD
+# MariaDB: every database but the server's own, in one transaction (a
+# consistent InnoDB snapshot, writers not blocked); root over the unix socket.
+# The accounts are not in it: bootstrap makes them from the Secrets.
+# shellcheck disable=SC2016 # run by the pod's shell
+BACKUP_CMD[mysql]='set -e
+dbs=$(mariadb -N -B -e "SELECT schema_name FROM information_schema.schemata WHERE schema_name NOT IN (\"mysql\", \"information_schema\", \"performance_schema\", \"sys\")")
+exec mariadb-dump --single-transaction --quick --routines --events --triggers --add-drop-database --databases $dbs'
+# The dump drops and recreates each database it holds, in one client session.
+RESTORE_CMD[mysql]='exec mariadb'
+# InfluxDB's portable backup of `metrics` (over its loopback RPC port), as a tar.
+# shellcheck disable=SC2016
+BACKUP_CMD[influxdb]='set -e
+d=$(mktemp -d)
+trap '\''rm -rf "$d"'\'' EXIT
+influxd backup -portable -db metrics -host 127.0.0.1:8088 "$d" >&2
+tar -C "$d" -cf - .'
+# Restored beside `metrics`, then merged into it (points are keyed by series
+# and time, so merging twice changes nothing), as InfluxDB documents for a
+# database that exists.
+# shellcheck disable=SC2016
+RESTORE_CMD[influxdb]='set -e
+d=$(mktemp -d)
+trap '\''rm -rf "$d"'\'' EXIT
+tar -C "$d" -xf -
+q() { influx -host 127.0.0.1 -port 8086 -username admin -password "$(cat /run/secrets/ft-influxdb/admin-password)" -execute "$1" >&2; }
+q "DROP DATABASE metrics_restore"
+influxd restore -portable -db metrics -newdb metrics_restore -host 127.0.0.1:8088 "$d" >&2
+q "CREATE DATABASE metrics"
+q "SELECT * INTO \"metrics\".\"autogen\".:MEASUREMENT FROM \"metrics_restore\".\"autogen\"./.*/ GROUP BY *"
+q "DROP DATABASE metrics_restore"'
+# The FTPS users' files, owners and modes. Restored into a staging folder on
+# the same volume, then swapped in: a failed transfer leaves the data as it was.
+BACKUP_CMD[ftps]='exec tar -C /var/lib/ftps -cf - .'
+# shellcheck disable=SC2016
+RESTORE_CMD[ftps]='set -e
+cd /var/lib/ftps
+rm -rf .restore .replaced
+mkdir .restore .replaced
+tar -C .restore -xf -
+find . -mindepth 1 -maxdepth 1 ! -name .restore ! -name .replaced -exec mv {} .replaced/ \;
+find .restore -mindepth 1 -maxdepth 1 -exec mv {} . \;
+rm -rf .restore .replaced'
+BACKUP_FORMAT="ft_services-backup 1"
+
+# The passphrase that encrypts the secrets in an archive: FT_BACKUP_PASSPHRASE,
+# or asked on the terminal; empty when neither.
+backup_passphrase() {
+  if [[ -n ${FT_BACKUP_PASSPHRASE:-} ]]; then
+    return 0
+  fi
+  if [[ -t 0 ]]; then
+    local again
+    read -r -s -p "passphrase for the secrets (empty: leave them out): " FT_BACKUP_PASSPHRASE && echo >&2
+    if [[ -n $FT_BACKUP_PASSPHRASE && ${1:-} == confirm ]]; then
+      read -r -s -p "again: " again && echo >&2
+      [[ $again == "$FT_BACKUP_PASSPHRASE" ]] || die "the passphrases differ"
+    fi
+  fi
+  export FT_BACKUP_PASSPHRASE=${FT_BACKUP_PASSPHRASE:-}
+}
+
+progress() {
+  if [[ -t 1 ]]; then printf '\r\033[K==> %s' "$*"; else printf '==> %s\n' "$*"; fi
+}
+
+# Fails unless every Deployment holding data has a ready pod.
+require_stack_up() {
+  local name want ready down=()
+  local -A seen=()
+  while IFS=' ' read -r name want ready; do
+    [[ -n $name && ${ready:-0} -ge 1 ]] && seen[$name]=$want
+  done < <(kubectl -n "$NAMESPACE" get deployments -o \
+    jsonpath='{range .items[*]}{.metadata.name} {.spec.replicas} {.status.readyReplicas}{"\n"}{end}' 2>/dev/null || true)
+  for name in "${BACKUP_PARTS[@]}"; do
+    [[ -n ${seen[$name]:-} ]] || down+=("$name")
+  done
+  ((${#down[@]} == 0)) || die "the stack is not up (no ready pod for: ${down[*]}): ./setup.sh up first"
+}
+
+# Runs script $2 in the pod of Deployment $1 (more kubectl exec options after).
+pod_exec() {
+  local svc=$1 script=$2
+  shift 2
+  kubectl -n "$NAMESPACE" exec "$@" "deploy/$svc" -c "$svc" -- sh -c "$script"
+}
+
+cmd_backup() {
+  require kubectl openssl sha256sum tar gzip
+  local file=${1:-$ROOT/backups/ft_services-$(date -u +%Y%m%dT%H%M%SZ).tar.gz}
+  [[ $file == *.tar.gz ]] || die "a backup file name ends in .tar.gz: $file"
+  require_stack_up
+  backup_passphrase confirm
+  mkdir -p "$(dirname "$file")"
+  local work part svc
+  work=$(mktemp -d)
+  # shellcheck disable=SC2064 # the folder is known now
+  trap "rm -rf '$work' '$file.partial'" EXIT
+  mkdir "$work/parts"
+  for svc in "${BACKUP_PARTS[@]}"; do
+    part=${BACKUP_FILE[$svc]}
+    progress "backup: $part from the $svc pod"
+    pod_exec "$svc" "${BACKUP_CMD[$svc]}" >"$work/parts/$part" \
+      || { echo >&2; die "backup of $svc failed (kubectl exec into deploy/$svc): no archive written"; }
+  done
+  if [[ -n $FT_BACKUP_PASSPHRASE ]]; then
+    progress "backup: secrets (encrypted)"
+    # not the dashboard proxy's pid and log: they belong to this machine
+    tar -C "$SECRETS_DIR" --exclude='./local/dashboard.*' -cf - . \
+      | openssl enc -aes-256-cbc -pbkdf2 -iter 600000 -salt -pass env:FT_BACKUP_PASSPHRASE >"$work/parts/secrets.tar.enc"
+  else
+    [[ -t 1 ]] && echo
+    warn "no passphrase (FT_BACKUP_PASSPHRASE): the secrets are left out; keep $SECRETS_DIR yourself, or the restored stack cannot be logged into with the old passwords"
+  fi
+  {
+    echo "format $BACKUP_FORMAT"
+    echo "created $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    echo "address $(cat "$SECRETS_DIR/local/tls-address" 2>/dev/null || echo unknown)"
+    echo "source $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)"
+    (cd "$work/parts" && for part in *; do echo "part $part $(wc -c <"$part")"; done)
+  } >"$work/parts/MANIFEST"
+  (cd "$work/parts" && sha256sum -- * >SHA256SUMS)
+  progress "backup: writing $file"
+  tar -C "$work/parts" -czf "$file.partial" .
+  mv "$file.partial" "$file"
+  [[ -t 1 ]] && echo
+  say "backup written: $file ($(wc -c <"$file") bytes)"
+  sed -n 's/^part \([^ ]*\) \(.*\)/  \1: \2 bytes/p' "$work/parts/MANIFEST"
+  trap - EXIT
+  rm -rf "$work"
+}
+
+# Unpacks archive $1 into folder $2 and checks it whole; dies before
+# anything is touched when it is truncated, corrupt or not a backup.
+verify_backup() {
+  local file=$1 dir=$2
+  [[ -f $file ]] || die "no such backup file: $file"
+  tar -C "$dir" -xzf "$file" 2>/dev/null || die "$file is not a complete backup archive (truncated or corrupt): nothing restored"
+  [[ -f $dir/MANIFEST && -f $dir/SHA256SUMS ]] || die "$file has no MANIFEST or SHA256SUMS: not an ft_services backup"
+  grep -qx "format $BACKUP_FORMAT" "$dir/MANIFEST" || die "$file is not a backup of format '$BACKUP_FORMAT': nothing restored"
+  (cd "$dir" && sha256sum --quiet --strict -c SHA256SUMS >/dev/null 2>&1) \
+    || die "$file: a part does not match its checksum: nothing restored"
+  local svc
+  for svc in "${BACKUP_PARTS[@]}"; do
+    [[ -f $dir/${BACKUP_FILE[$svc]} ]] || die "$file has no ${BACKUP_FILE[$svc]}: nothing restored"
+  done
+}
+
+# Installs the archive's secrets when they differ from the current ones, the
+# current folder kept aside; applies them and restarts the pods to read them.
+restore_secrets() {
+  local dir=$1 new
+  if [[ ! -f $dir/secrets.tar.enc ]]; then
+    warn "the archive holds no secrets: the current ones ($SECRETS_DIR) stay"
+    return 0
+  fi
+  if [[ -z $FT_BACKUP_PASSPHRASE ]]; then
+    warn "no passphrase (FT_BACKUP_PASSPHRASE): the archive's secrets are not restored, the current ones stay"
+    return 0
+  fi
+  new=$dir/secrets
+  mkdir -m 700 "$new"
+  openssl enc -d -aes-256-cbc -pbkdf2 -iter 600000 -pass env:FT_BACKUP_PASSPHRASE <"$dir/secrets.tar.enc" 2>/dev/null \
+    | tar -C "$new" -xf - 2>/dev/null \
+    || die "the secrets do not decrypt with this passphrase: nothing restored"
+  if [[ -d $SECRETS_DIR ]] && diff -r -x 'dashboard.*' "$new" "$SECRETS_DIR" >/dev/null 2>&1; then
+    RESTORED+=("secrets (unchanged)")
+    return 0
+  fi
+  if [[ -d $SECRETS_DIR ]]; then
+    local aside
+    aside=$SECRETS_DIR.replaced-$(date -u +%Y%m%dT%H%M%SZ)
+    mv "$SECRETS_DIR" "$aside"
+    warn "the secrets before this restore are kept in $aside"
+  fi
+  mv "$new" "$SECRETS_DIR"
+  apply_secrets
+  kubectl -n "$NAMESPACE" rollout restart deployment >/dev/null
+  wait_for_rollout
+  RESTORED+=("secrets")
+}
+
+cmd_restore() {
+  require kubectl openssl sha256sum tar gzip
+  (($# == 1)) || die "usage: ./setup.sh restore FILE"
+  local file=$1 work svc part
+  work=$(mktemp -d)
+  # shellcheck disable=SC2064
+  trap "rm -rf '$work'" EXIT
+  progress "restore: checking $file"
+  verify_backup "$file" "$work"
+  [[ -t 1 ]] && echo
+  require_stack_up
+  [[ -f $work/secrets.tar.enc ]] && backup_passphrase
+  RESTORED=()
+  restore_secrets "$work"
+  for svc in "${BACKUP_PARTS[@]}"; do
+    part=${BACKUP_FILE[$svc]}
+    progress "restore: $part into the $svc pod"
+    pod_exec "$svc" "${RESTORE_CMD[$svc]}" -i <"$work/$part" \
+      || { echo >&2; die "restore of $part into $svc failed (the parts before it are restored: ${RESTORED[*]:-none})"; }
+    RESTORED+=("$svc ($(wc -c <"$work/$part") bytes)")
+  done
+  [[ -t 1 ]] && echo
+  wait_for_rollout
+  say "restored from $file ($(sed -n 's/^created //p' "$work/MANIFEST")): ${RESTORED[*]}"
+}
+
 # `minikube dashboard --url` keeps running (it is the proxy the URL points
 # to): start it in the background once and read the URL from its output.
 dashboard_url() {
@@ -618,6 +843,8 @@ main() {
     status) cmd_status "$@" ;;
     credentials) cmd_credentials "$@" ;;
     secrets) cmd_secrets "$@" ;;
+    backup) cmd_backup "$@" ;;
+    restore) cmd_restore "$@" ;;
     -h | --help | help) usage ;;
     *) usage >&2; exit 64 ;;
   esac

@@ -8,11 +8,13 @@ every call. The real kubectl renders what setup.sh applied, offline.
 
 import base64
 import hashlib
+import io
 import json
 import os
 import pathlib
 import shutil
 import subprocess
+import tarfile
 
 import pytest
 import yaml
@@ -414,3 +416,137 @@ def test_no_generated_secret_on_any_command_line(repo, sysbin):
     assert any(line.startswith("openssl ") for line in lines)
     leaked = sorted({v for v in values for line in lines if v in line})
     assert not leaked, f"{len(leaked)} secret(s) on command lines"
+
+
+# --- backup and restore ----------------------------------------------------------
+
+PARTS = {"mysql": "mysql.sql", "influxdb": "influxdb.tar", "ftps": "ftps.tar"}
+PASSPHRASE = {"FT_BACKUP_PASSPHRASE": "correct horse battery staple"}
+
+
+def archive_members(path):
+    with tarfile.open(path) as t:
+        return {m.name.removeprefix("./"): (t.extractfile(m).read() if m.isfile() else None) for m in t.getmembers()}
+
+
+def execs(r):
+    return [c for c in r.of("kubectl") if "exec" in c["args"]]
+
+
+def test_backup_takes_every_part_from_its_pod_and_checksums_it(repo, sysbin, tmp_path):
+    assert run(repo, sysbin, "up").rc == 0
+    out = tmp_path / "site.tar.gz"
+    r = run(repo, sysbin, "backup", str(out), env=PASSPHRASE)
+    assert r.rc == 0, r.err
+    files = archive_members(out)
+    assert {n for n, b in files.items() if b is not None} == {"MANIFEST", "SHA256SUMS", "secrets.tar.enc", *PARTS.values()}
+    for svc, part in PARTS.items():
+        assert files[part] == f"{svc} data of the fake pod\n".encode()
+    # the checksums, checked by sha256sum itself
+    unpacked = tmp_path / "unpacked"
+    unpacked.mkdir()
+    with tarfile.open(out) as t:
+        t.extractall(unpacked, filter="data")
+    subprocess.run(["sha256sum", "--strict", "-c", "SHA256SUMS"], cwd=unpacked, check=True, capture_output=True)
+    manifest = files["MANIFEST"].decode()
+    assert "format ft_services-backup 1" in manifest and f"address {LB_IP}" in manifest
+    assert f"part mysql.sql {len(files['mysql.sql'])}" in manifest
+    # the secrets: openssl opens them with the passphrase, and they are the folder's
+    plain = subprocess.run(["openssl", "enc", "-d", "-aes-256-cbc", "-pbkdf2", "-iter", "600000",
+                            "-pass", "env:FT_BACKUP_PASSPHRASE", "-in", unpacked / "secrets.tar.enc"],
+                           env={**os.environ, **PASSPHRASE}, capture_output=True, check=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(plain)) as t:
+        names = {m.name.removeprefix("./") for m in t.getmembers() if m.isfile()}
+    assert "ft-mysql/root-password" in names and "local/ca.key" in names
+    assert not any(n.startswith("local/dashboard") for n in names)
+    # one exec a part, into the Deployment's container, with the tools the images carry
+    calls = execs(r)
+    assert [c["args"][:7] for c in calls] == [
+        ["-n", "ft-services", "exec", f"deploy/{s}", "-c", s, "--"] for s in PARTS]
+    scripts = {s: c["args"][-1] for s, c in zip(PARTS, calls)}
+    assert all(c["args"][7:9] == ["sh", "-c"] for c in calls)
+    assert "mariadb-dump --single-transaction" in scripts["mysql"] and "--add-drop-database" in scripts["mysql"]
+    assert "influxd backup -portable -db metrics" in scripts["influxdb"]
+    assert "tar -C /var/lib/ftps -cf - ." in scripts["ftps"]
+    assert "backup written" in r.out
+
+
+def test_backup_without_passphrase_leaves_the_secrets_out_and_says_so(repo, sysbin, tmp_path):
+    assert run(repo, sysbin, "up").rc == 0
+    out = tmp_path / "no-secrets.tar.gz"
+    r = run(repo, sysbin, "backup", str(out))
+    assert r.rc == 0, r.err
+    assert "secrets are left out" in r.err
+    assert "secrets.tar.enc" not in archive_members(out)
+
+
+def test_backup_fails_whole_when_the_stack_is_down_or_a_part_fails(repo, sysbin, tmp_path):
+    out = tmp_path / "b.tar.gz"
+    r = run(repo, sysbin, "backup", str(out), env=PASSPHRASE)
+    assert r.rc != 0 and "not up" in r.err
+    assert run(repo, sysbin, "up").rc == 0
+    r = run(repo, sysbin, "backup", str(out), env={**PASSPHRASE, "FAKE_EXEC_FAILS": "influxdb"})
+    assert r.rc != 0 and "backup of influxdb failed" in r.err
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("b.")) == []
+
+
+def test_restore_checks_first_then_feeds_each_part_to_its_pod(repo, sysbin, tmp_path):
+    assert run(repo, sysbin, "up").rc == 0
+    out = tmp_path / "site.tar.gz"
+    assert run(repo, sysbin, "backup", str(out), env=PASSPHRASE).rc == 0
+    for _ in range(2):  # the same archive twice: the same commands, the same result
+        r = run(repo, sysbin, "restore", str(out), env=PASSPHRASE)
+        assert r.rc == 0, r.err
+        calls = execs(r)
+        assert [c["args"][2:4] for c in calls] == [["exec", "-i"]] * 3
+        assert [c["stdin"] for c in calls] == [f"{s} data of the fake pod\n" for s in PARTS]
+        assert "mariadb" in calls[0]["args"][-1]
+        assert "influxd restore -portable -db metrics -newdb metrics_restore" in calls[1]["args"][-1]
+        assert "tar -C .restore -xf -" in calls[2]["args"][-1]
+        assert "secrets (unchanged)" in r.out
+        assert not any("restart" in c["args"] for c in r.of("kubectl"))
+
+
+def test_restore_refuses_a_truncated_or_altered_archive_before_touching_anything(repo, sysbin, tmp_path):
+    assert run(repo, sysbin, "up").rc == 0
+    out = tmp_path / "site.tar.gz"
+    assert run(repo, sysbin, "backup", str(out), env=PASSPHRASE).rc == 0
+    data = out.read_bytes()
+    truncated = tmp_path / "truncated.tar.gz"
+    truncated.write_bytes(data[: len(data) // 2])
+    r = run(repo, sysbin, "restore", str(truncated), env=PASSPHRASE)
+    assert r.rc != 0 and "truncated or corrupt" in r.err
+    assert execs(r) == []
+    # a part changed after the backup: its checksum no longer matches
+    unpacked = tmp_path / "u"
+    unpacked.mkdir()
+    with tarfile.open(out) as t:
+        t.extractall(unpacked, filter="data")
+    (unpacked / "mysql.sql").write_text("DROP DATABASE wordpress;\n")
+    altered = tmp_path / "altered.tar.gz"
+    subprocess.run(["tar", "-C", unpacked, "-czf", altered, "."], check=True)
+    r = run(repo, sysbin, "restore", str(altered), env=PASSPHRASE)
+    assert r.rc != 0 and "does not match its checksum" in r.err
+    assert execs(r) == []
+    # a wrong passphrase: the secrets do not open, nothing is restored
+    r = run(repo, sysbin, "restore", str(out), env={"FT_BACKUP_PASSPHRASE": "wrong"})
+    assert r.rc != 0 and "do not decrypt" in r.err
+    assert execs(r) == []
+
+
+def test_restore_puts_back_the_secrets_of_the_archive(repo, sysbin, tmp_path):
+    assert run(repo, sysbin, "up").rc == 0
+    out = tmp_path / "site.tar.gz"
+    assert run(repo, sysbin, "backup", str(out), env=PASSPHRASE).rc == 0
+    before = snapshot(repo / ".secrets")
+    (repo / ".secrets/ft-mysql/root-password").write_text("changed since the backup")
+    r = run(repo, sysbin, "restore", str(out), env=PASSPHRASE)
+    assert r.rc == 0, r.err
+    after = {k: v for k, v in snapshot(repo / ".secrets").items() if not k.startswith("local/dashboard")}
+    assert after == {k: v for k, v in before.items() if not k.startswith("local/dashboard")}
+    aside = [p for p in repo.iterdir() if p.name.startswith(".secrets.replaced-")]
+    assert len(aside) == 1 and (aside[0] / "ft-mysql/root-password").read_text() == "changed since the backup"
+    kc = [c["args"] for c in r.of("kubectl")]
+    restart = kc.index(["-n", "ft-services", "rollout", "restart", "deployment"])
+    first_exec = next(i for i, a in enumerate(kc) if "exec" in a)
+    assert restart < first_exec  # the pods read the restored Secrets before the data goes back

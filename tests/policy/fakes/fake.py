@@ -12,7 +12,8 @@ info fails), FAKE_METALLB_CRDS=1 (the metallb.io CRDs exist),
 FAKE_NOT_READY_POLLS=N (deployments report not ready N times), FAKE_NEVER_READY=1,
 FAKE_CNI=name (a running cluster's CNI, for one started before this test:
 its DaemonSet in kube-system; a cluster the fake starts has the --cni it
-was given).
+was given), FAKE_EXEC_FAILS=deployment (`kubectl exec` into it fails).
+`kubectl exec` without -i prints "<deployment> data of the fake pod".
 """
 
 import json
@@ -115,7 +116,7 @@ def docker(args):
 
 def kubectl(args):
     stdin = None
-    if args[-2:] == ["-f", "-"]:
+    if args[-2:] == ["-f", "-"] or ("exec" in args and "-i" in args):
         stdin = sys.stdin.read()
     record("kubectl", args, stdin)
     if not (STATE / "running").exists():
@@ -139,6 +140,14 @@ def kubectl(args):
         print(f"kube-proxy {names}")
         return 0
     if "rollout" in words:
+        return 0
+    if "exec" in words:
+        target = next(a for a in args if a.startswith("deploy/")).split("/", 1)[1]
+        if target == os.environ.get("FAKE_EXEC_FAILS") or not (STATE / "stack").exists():
+            print(f'error: unable to upgrade connection: container not found ("{target}")', file=sys.stderr)
+            return 1
+        if "-i" not in args:
+            sys.stdout.write(f"{target} data of the fake pod\n")
         return 0
     if "create" in words and "secret" in words:
         name = words[words.index("generic") + 1]
