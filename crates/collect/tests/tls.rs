@@ -1,5 +1,6 @@
-//! HTTPS endpoints: a throw-away CA and a certificate for the name
-//! `grafana` (not for 127.0.0.1), made with openssl; a real nginx serving a
+//! HTTPS endpoints: a certificate for the name `grafana` (not for
+//! 127.0.0.1) from testbed's throw-away CA (`testbed::tls`, which runs the
+//! openssl command in a temporary directory); a real nginx serving a
 //! Prometheus text page with it on loopback; collect scraping it with
 //! `ca_file` and `server_name` into a real InfluxDB, and failing without.
 

@@ -45,8 +45,12 @@
 //!
 //! # Privileges
 //! It needs no root: the image runs it as an unprivileged user owning the
-//! data root; the pod's sysctl `net.ipv4.ip_unprivileged_port_start=21` lets
-//! it bind port 21 (with no_new_privs, a file capability would not).
+//! data root. In the cluster the pod's sysctl
+//! `net.ipv4.ip_unprivileged_port_start=21` (k8s/ftps/deployment.yaml) lets
+//! it bind port 21: the pod sets no_new_privs (`allowPrivilegeEscalation:
+//! false`), which voids file capabilities. The image also gives the binary
+//! `cap_net_bind_service` (docker/ftps/Dockerfile), which serves only
+//! runtimes without no_new_privs, such as a plain `docker run`.
 
 pub mod accounts;
 pub mod admission;
