@@ -152,33 +152,20 @@ fn regex_escape(v: &str) -> String {
 struct Ftps {
     _process: Running,
     metrics_port: u16,
+    /// Holds ftpsd's certificate files.
+    _ca: testbed::tls::TestCa,
 }
 
-/// Starts ftpsd with a throw-away certificate and one user, then uploads and
-/// downloads a file with curl so its byte and login counters move.
+/// Starts ftpsd with a certificate from testbed's throw-away CA and one
+/// user, then uploads and downloads a file with curl so its byte and login
+/// counters move.
 fn start_ftpsd(bin: &Path, w: &Path) -> Ftps {
     let d = w.join("ftps");
     std::fs::create_dir_all(d.join("data/ft")).unwrap();
-    let ok = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-        ])
-        .args(["-nodes", "-days", "1", "-subj", "/CN=127.0.0.1", "-keyout"])
-        .arg(d.join("tls.key"))
-        .arg("-out")
-        .arg(d.join("tls.crt"))
-        .output()
+    let ca = testbed::tls::TestCa::new("grafana test ca").unwrap();
+    let tls = ca
+        .issue(&["localhost"], &[std::net::Ipv4Addr::LOCALHOST.into()])
         .unwrap();
-    assert!(
-        ok.status.success(),
-        "{}",
-        String::from_utf8_lossy(&ok.stderr)
-    );
     let mut hasher = Command::new(bin)
         .args(["hash-password", "--iterations", "1000"])
         .stdin(std::process::Stdio::piped())
@@ -197,10 +184,12 @@ fn start_ftpsd(bin: &Path, w: &Path) -> Ftps {
     let config = format!(
         "listen = \"127.0.0.1:{port}\"\nmetrics_listen = \"127.0.0.1:{metrics_port}\"\n\
          data_root = \"{d}/data\"\nusers_file = \"{d}/users\"\n\
-         [tls]\ncert = \"{d}/tls.crt\"\nkey = \"{d}/tls.key\"\n\
+         [tls]\ncert = \"{cert}\"\nkey = \"{key}\"\n\
          [passive]\nport_min = {pasv}\nport_max = {}\naddress = \"127.0.0.1\"\n",
         pasv + 3,
-        d = d.display()
+        d = d.display(),
+        cert = tls.cert.display(),
+        key = tls.key.display(),
     );
     std::fs::write(d.join("ftpsd.toml"), config).unwrap();
     let log = std::fs::File::create(d.join("ftpsd.log")).unwrap();
@@ -246,24 +235,16 @@ fn start_ftpsd(bin: &Path, w: &Path) -> Ftps {
     Ftps {
         _process: process,
         metrics_port,
+        _ca: ca,
     }
 }
 
 #[test]
 fn every_panel_query_returns_data_written_by_collect() {
     let t0 = Instant::now();
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "--quiet", "-p", "collect", "-p", "ftpsd"])
-        .current_dir(workspace())
-        .status()
-        .unwrap();
-    assert!(status.success(), "cargo build -p collect -p ftpsd failed");
-    let collect_bin = Path::new(env!("CARGO_BIN_EXE_bootstrap"))
-        .parent()
-        .unwrap()
-        .join("collect");
-
-    eprintln!("built collect and ftpsd at {:?}", t0.elapsed());
+    // Built by the same `cargo test --workspace` run, not by this test.
+    let collect_bin = testbed::workspace_bin("collect").unwrap();
+    let ftpsd_bin = testbed::workspace_bin("ftpsd").unwrap();
     let influxdb = testbed::Influxdb::start().unwrap();
     let db = testbed::Mariadb::start().unwrap();
     let work = tempfile::tempdir().unwrap();
@@ -276,7 +257,7 @@ fn every_panel_query_returns_data_written_by_collect() {
     let web = start_wordpress(&db);
 
     // The real ftpsd, with one upload and one download through curl.
-    let ftps = start_ftpsd(&collect_bin.with_file_name("ftpsd"), w);
+    let ftps = start_ftpsd(&ftpsd_bin, w);
 
     // Grafana is not installable here (no Debian package): a static
     // Prometheus text file stands in for its /metrics, with the series names

@@ -5,7 +5,10 @@
 //! when the value is dropped. Nothing is assumed to be running already:
 //! `tests/run.sh` installs the packages, the tests start what they use.
 //! MariaDB and InfluxDB are here; nginx and php-fpm in [`web`]; WordPress on
-//! both in [`Wordpress`]; a throw-away CA for TLS peers in [`tls`].
+//! both in [`Wordpress`]; a throw-away CA for TLS peers in [`tls`]. Every
+//! crate's tests also take their ports here ([`free_port`],
+//! [`free_port_range`]) and find other crates' binaries with
+//! [`workspace_bin`].
 //!
 //! ```no_run
 //! let db = testbed::Mariadb::start().unwrap();
@@ -83,6 +86,31 @@ pub fn free_port_range(n: u16) -> Result<u16, Error> {
         what: format!("find {n} consecutive free ports"),
         source: io::Error::from(io::ErrorKind::AddrInUse),
     })
+}
+
+/// Another workspace crate's binary, as cargo built it for this test run:
+/// `CARGO_BIN_EXE_<name>` exists only for the test's own crate, but
+/// `cargo test --workspace` (and `cargo nextest run --workspace`, as
+/// `tests/run.sh` does) builds every member's binaries into the directory
+/// above this test's executable (`target/<profile>/`). A test therefore
+/// never runs cargo itself; run alone (`cargo test -p bootstrap`) it needs
+/// `cargo build -p <name>` first, and the error says so.
+pub fn workspace_bin(name: &str) -> Result<PathBuf, Error> {
+    let exe = std::env::current_exe().map_err(io_err("current_exe"))?;
+    // target/<profile>/deps/<test>-<hash> -> target/<profile>/<name>
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|profile| profile.join(name))
+        .filter(|bin| bin.is_file())
+        .ok_or_else(|| Error::Command {
+            program: name.to_owned(),
+            detail: format!(
+                "not built next to {}: run `cargo test --workspace`, or `cargo build -p {name}` first",
+                exe.display()
+            ),
+        })?;
+    Ok(bin)
 }
 
 /// A fresh temporary directory, removed when dropped.
@@ -285,5 +313,25 @@ impl Influxdb {
 
     pub fn restart(&mut self) -> Result<(), Error> {
         self.server.restart()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn port_ranges_are_free_and_consecutive() {
+        let first = free_port_range(4).unwrap();
+        for p in first..first + 4 {
+            assert!(TcpListener::bind((Ipv4Addr::LOCALHOST, p)).is_ok(), "{p}");
+        }
+    }
+
+    #[test]
+    fn a_missing_workspace_bin_says_what_to_build() {
+        let e = workspace_bin("no-such-bin").unwrap_err().to_string();
+        assert!(e.contains("cargo build -p no-such-bin"), "{e}");
     }
 }
