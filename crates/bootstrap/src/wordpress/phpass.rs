@@ -6,6 +6,13 @@
 //! 8 characters, `hash = md5(salt . password)`, then `2^n` times
 //! `hash = md5(hash . password)`; the result is `$P$` + the cost character +
 //! salt + the 16-byte hash in phpass's base64 alphabet.
+//!
+//! Why not the `phpass` crate (0.1.3): it does the same `$P$` algorithm, but
+//! it pins rand 0.7 and base64 0.12 (one more copy of each in the build),
+//! rejects `$H$` settings, compares hashes with `==`, and cannot hash with a
+//! given salt, which the fixed-hash test against PHP needs. Neither it nor
+//! this module writes WordPress 6.8's `$wp$2y$` bcrypt format: bootstrap
+//! writes `$P$`, which every WordPress still verifies.
 
 use md5::{Digest, Md5};
 
