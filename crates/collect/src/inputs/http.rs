@@ -13,6 +13,57 @@ pub trait HttpInput {
     fn tls(&self) -> Tls<'_>;
 }
 
+/// Implements [`HttpInput`] for an input with `ca_file` and `server_name`
+/// fields and one `url`, or with the URLs that `|input| expr` lists.
+macro_rules! impl_http_input {
+    ($input:ty) => {
+        $crate::inputs::http::impl_http_input!($input, |input| vec![input.url.as_str()]);
+    };
+    ($input:ty, |$this:ident| $urls:expr) => {
+        impl $crate::inputs::http::HttpInput for $input {
+            fn urls(&self) -> Vec<&str> {
+                let $this = self;
+                $urls
+            }
+            fn tls(&self) -> $crate::inputs::http::Tls<'_> {
+                $crate::inputs::http::Tls {
+                    ca_file: &self.ca_file,
+                    server_name: &self.server_name,
+                }
+            }
+        }
+    };
+}
+pub(crate) use impl_http_input;
+
+/// Declares the options of an input that reads one status page: its `url`
+/// (defaulting to `$default_url`) and the TLS options, nothing else.
+macro_rules! status_page_input {
+    ($(#[$doc:meta])* $input:ident, $default_url:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, serde::Deserialize)]
+        #[serde(deny_unknown_fields, default)]
+        pub struct $input {
+            pub url: String,
+            pub ca_file: std::path::PathBuf,
+            pub server_name: String,
+        }
+
+        impl Default for $input {
+            fn default() -> Self {
+                $input {
+                    url: $default_url.into(),
+                    ca_file: std::path::PathBuf::new(),
+                    server_name: String::new(),
+                }
+            }
+        }
+
+        $crate::inputs::http::impl_http_input!($input);
+    };
+}
+pub(crate) use status_page_input;
+
 /// Checks an HTTP input's URLs and TLS options; the error names the key.
 pub fn validate(key: &'static str, input: &dyn HttpInput) -> Result<(), (String, String)> {
     let k = |suffix: &str| format!("{key}.{suffix}");

@@ -116,17 +116,7 @@ impl Default for InfluxdbInput {
     }
 }
 
-impl crate::inputs::http::HttpInput for InfluxdbInput {
-    fn urls(&self) -> Vec<&str> {
-        vec![&self.url]
-    }
-    fn tls(&self) -> crate::inputs::http::Tls<'_> {
-        crate::inputs::http::Tls {
-            ca_file: &self.ca_file,
-            server_name: &self.server_name,
-        }
-    }
-}
+crate::inputs::http::impl_http_input!(InfluxdbInput);
 
 #[cfg(test)]
 mod tests {

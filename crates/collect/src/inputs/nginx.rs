@@ -1,8 +1,5 @@
 //! nginx `stub_status`.
 
-use serde::Deserialize;
-use std::path::PathBuf;
-
 use crate::line_protocol::Point;
 
 /// Parses the stub_status page:
@@ -49,36 +46,11 @@ pub fn parse(text: &str) -> Option<Point> {
     )
 }
 
-/// `[inputs.nginx]`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct NginxInput {
-    pub url: String,
-    pub ca_file: PathBuf,
-    pub server_name: String,
-}
-
-impl Default for NginxInput {
-    fn default() -> Self {
-        NginxInput {
-            url: "http://127.0.0.1:8080/nginx_status".into(),
-            ca_file: PathBuf::new(),
-            server_name: String::new(),
-        }
-    }
-}
-
-impl crate::inputs::http::HttpInput for NginxInput {
-    fn urls(&self) -> Vec<&str> {
-        vec![&self.url]
-    }
-    fn tls(&self) -> crate::inputs::http::Tls<'_> {
-        crate::inputs::http::Tls {
-            ca_file: &self.ca_file,
-            server_name: &self.server_name,
-        }
-    }
-}
+crate::inputs::http::status_page_input!(
+    /// `[inputs.nginx]`.
+    NginxInput,
+    "http://127.0.0.1:8080/nginx_status"
+);
 
 #[cfg(test)]
 mod tests {

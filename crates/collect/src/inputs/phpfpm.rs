@@ -1,8 +1,5 @@
 //! php-fpm status page, plain format (`pool: www`, `accepted conn: 5`, ...).
 
-use serde::Deserialize;
-use std::path::PathBuf;
-
 use crate::line_protocol::Point;
 
 /// Fields as Telegraf names them: the status keys with `_` for spaces.
@@ -45,33 +42,8 @@ pub fn parse(text: &str) -> Option<Point> {
     }
     Some(p)
 }
-/// `[inputs.phpfpm]`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct PhpfpmInput {
-    pub url: String,
-    pub ca_file: PathBuf,
-    pub server_name: String,
-}
-
-impl Default for PhpfpmInput {
-    fn default() -> Self {
-        PhpfpmInput {
-            url: "http://127.0.0.1:8080/fpm-status".into(),
-            ca_file: PathBuf::new(),
-            server_name: String::new(),
-        }
-    }
-}
-
-impl crate::inputs::http::HttpInput for PhpfpmInput {
-    fn urls(&self) -> Vec<&str> {
-        vec![&self.url]
-    }
-    fn tls(&self) -> crate::inputs::http::Tls<'_> {
-        crate::inputs::http::Tls {
-            ca_file: &self.ca_file,
-            server_name: &self.server_name,
-        }
-    }
-}
+crate::inputs::http::status_page_input!(
+    /// `[inputs.phpfpm]`.
+    PhpfpmInput,
+    "http://127.0.0.1:8080/fpm-status"
+);

@@ -104,17 +104,9 @@ pub struct PrometheusInput {
     pub server_name: String,
 }
 
-impl crate::inputs::http::HttpInput for PrometheusInput {
-    fn urls(&self) -> Vec<&str> {
-        self.urls.iter().map(String::as_str).collect()
-    }
-    fn tls(&self) -> crate::inputs::http::Tls<'_> {
-        crate::inputs::http::Tls {
-            ca_file: &self.ca_file,
-            server_name: &self.server_name,
-        }
-    }
-}
+crate::inputs::http::impl_http_input!(PrometheusInput, |input| {
+    input.urls.iter().map(String::as_str).collect()
+});
 
 #[cfg(test)]
 mod tests {
