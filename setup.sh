@@ -503,7 +503,7 @@ influxd backup -portable -db metrics -host 127.0.0.1:8088 "$d" >&2
 tar -C "$d" -cf - .'
 # Restored beside `metrics`, then merged into it (points are keyed by series
 # and time, so merging twice changes nothing), as InfluxDB documents for a
-# database that exists.
+# database that exists; `..` is each database's default retention policy.
 # shellcheck disable=SC2016
 RESTORE_CMD[influxdb]='set -e
 d=$(mktemp -d)
@@ -513,7 +513,7 @@ q() { influx -host 127.0.0.1 -port 8086 -username admin -password "$(cat /run/se
 q "DROP DATABASE metrics_restore"
 influxd restore -portable -db metrics -newdb metrics_restore -host 127.0.0.1:8088 "$d" >&2
 q "CREATE DATABASE metrics"
-q "SELECT * INTO \"metrics\".\"autogen\".:MEASUREMENT FROM \"metrics_restore\".\"autogen\"./.*/ GROUP BY *"
+q "SELECT * INTO \"metrics\"..:MEASUREMENT FROM \"metrics_restore\"../.*/ GROUP BY *"
 q "DROP DATABASE metrics_restore"'
 # The FTPS users' files, owners and modes. Restored into a staging folder on
 # the same volume, then swapped in: a failed transfer leaves the data as it was.

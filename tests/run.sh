@@ -15,7 +15,7 @@ cd "$ROOT"
 # Debian packages: the real servers and clients the tests drive.
 APT_PACKAGES=(
   build-essential musl-tools pkg-config ca-certificates curl jq openssl procps psmisc iproute2 shellcheck
-  nginx php-fpm php-mysql mariadb-server mariadb-client influxdb
+  nginx php-fpm php-mysql mariadb-server mariadb-client influxdb influxdb-client
   lftp openssh-server openssh-client vsftpd supervisor tini
   wordpress wordpress-theme-twentytwentythree phpmyadmin
   nftables libcap2-bin testssl.sh

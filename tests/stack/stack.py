@@ -607,6 +607,7 @@ def run(services: list[str], phases: list[str]) -> int:
         log("starting pods: " + ", ".join(services))
         kubelet.start([g for g in order if g])
         log(f"all pods ready after {time.monotonic() - started:.0f} s")
+        report_memory(kubelet, "ready")
         for phase in phases:
             log(f"checks: {phase}")
             if phase == "kill-all":
@@ -617,6 +618,8 @@ def run(services: list[str], phases: list[str]) -> int:
                 failed += check_secret_access(kubelet)
             elif phase == "influx-outage":
                 failed += influx_outage(services)
+            elif phase == "backup-restore":
+                failed += backup_and_restore(kubelet)
             elif phase.startswith("hang:"):  # hang:<service>
                 if not hang_and_recover(kubelet, phase.split(":", 1)[1]):
                     failed.append(phase)
@@ -626,6 +629,7 @@ def run(services: list[str], phases: list[str]) -> int:
                     failed.append(phase)
             elif not client(phase):
                 failed.append(phase)
+        report_memory(kubelet, "after the checks")
     except Exception as e:  # reported, then cleaned up like a failure
         log(f"error: {e}")
         failed.append("setup")
@@ -641,6 +645,26 @@ def run(services: list[str], phases: list[str]) -> int:
         cleanup()
     log(f"stack test took {time.monotonic() - started:.0f} s; failed: {failed or 'none'}")
     return 1 if failed else 0
+
+
+def report_memory(kubelet: Kubelet, when: str) -> None:
+    """Each pod's memory (its cgroup's, as the kubelet counts it) beside its
+    manifest's request and limit, and the total; also kept in memory.json."""
+    mib = lambda b: f"{b / 2**20:.0f}"  # noqa: E731
+    rows, total = {}, {"usage": 0, "working_set": 0, "peak": 0, "pss": 0}
+    log(f"memory {when} (MiB): pod, working set, usage, peak, PSS, request, limit")
+    for name, pod in kubelet.pods.items():
+        m = pod.cgroup.memory()
+        rows[name] = m | {"request": pod.manifest.memory_request, "limit": pod.manifest.memory_limit}
+        total = {k: total[k] + m[k] for k in total}
+        log(f"  {name:<11} {mib(m['working_set']):>5} {mib(m['usage']):>5} {mib(m['peak']):>5} {mib(m['pss']):>5}"
+            f" {mib(pod.manifest.memory_request or 0):>5} {mib(pod.manifest.memory_limit or 0):>5}")
+    log(f"  {'total':<11} {mib(total['working_set']):>5} {mib(total['usage']):>5} {mib(total['peak']):>5}"
+        f" {mib(total['pss']):>5}")
+    path = WORK / "memory.json"
+    report = json.loads(path.read_text()) if path.exists() else {}
+    report[when] = rows | {"total": total}
+    path.write_text(json.dumps(report, indent=1))
 
 
 def probe_ports(svc: str) -> list[int]:
@@ -811,6 +835,115 @@ def host_pid(pod: Pod, ns_pid: int) -> int | None:
     return None
 
 
+# --- backup and restore ------------------------------------------------------------
+
+# What `./setup.sh backup` must bring back, read in the pods.
+MYSQL_STATE = ("CHECKSUM TABLE wordpress.wp_posts, wordpress.wp_postmeta, wordpress.wp_users, wordpress.wp_usermeta; "
+               "SELECT post_title FROM wordpress.wp_posts WHERE post_status = 'publish' ORDER BY ID")
+FTPS_STATE = ("cd /var/lib/ftps && find . -mindepth 1 -path ./.uploads -prune -o -printf '%P %m %U:%G %s\\n' | sort"
+              " && find . -path ./.uploads -prune -o -type f -exec sha256sum {} + | sort")
+
+
+def data_state(kubelet: Kubelet, before: int) -> dict[str, str]:
+    """The data of the three volumes: MySQL's WordPress tables (checksums and
+    published posts), InfluxDB's points older than `before` (epoch seconds,
+    per measurement), the FTPS tree (names, modes, owners, sizes, sha256)."""
+    mysql = in_pod(kubelet.pods["mysql"], "mariadb", "-N", "-B", "-e", MYSQL_STATE)
+    influx = in_pod(kubelet.pods["influxdb"], "sh", "-c",
+                    'influx -host 127.0.0.1 -port 8086 -username admin'
+                    ' -password "$(cat /run/secrets/ft-influxdb/admin-password)" -database metrics -format csv'
+                    f' -execute "SELECT count(*) FROM /.*/ WHERE time < {before}s"')
+    ftps = in_pod(kubelet.pods["ftps"], "sh", "-c", FTPS_STATE)
+    return {"mysql": mysql.stdout + mysql.stderr, "influxdb": influx.stdout + influx.stderr,
+            "ftps": ftps.stdout + ftps.stderr}
+
+
+def setup_sh(kubelet: Kubelet, *args: str) -> subprocess.CompletedProcess:
+    """`./setup.sh <args>` with kubectl answered by these pods (tests/stack/kubectl.py)."""
+    pods = WORK / "kubectl-pods.json"
+    pods.write_text(json.dumps({"pids": {s: p.init_pid() for s, p in kubelet.pods.items()},
+                                "probes": str(kubelet.probe_file), "starts": str(kubelet.starts_file)}))
+    bin_dir = WORK / "kubectl-bin"
+    bin_dir.mkdir(exist_ok=True)
+    if not (bin_dir / "kubectl").exists():
+        (bin_dir / "kubectl").symlink_to(ROOT / "tests/stack/kubectl.py")
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "STACK_KUBECTL_PODS": str(pods),
+           "SECRETS_DIR": str(SECRETS_DIR), "FT_BACKUP_PASSPHRASE": "stack test passphrase", "ROLLOUT_TIMEOUT": "60"}
+    started = time.monotonic()
+    r = subprocess.run(["bash", str(ROOT / "setup.sh"), *args], env=env, capture_output=True, text=True,
+                       stdin=subprocess.DEVNULL, timeout=600)
+    log(f"./setup.sh {' '.join(args)}: exit {r.returncode} after {time.monotonic() - started:.1f} s")
+    return r
+
+
+def wipe_volumes(kubelet: Kubelet, services: list[str]) -> None:
+    """Every volume of these pods lost, as with `kubectl delete pvc` and a new
+    claim: the container killed, its volumes emptied, then started afresh."""
+    starts = {s: kubelet.pods[s].started_wall for s in services}
+    for s in services:
+        pod = kubelet.pods[s]
+        with pod.lock:  # no restart until the volume is new
+            if pod.proc and pod.proc.poll() is None:
+                pod.proc.kill()
+                pod.proc.wait()
+            for claim in pod.manifest.claims.values():
+                shutil.rmtree(WORK / "volumes" / claim)
+                provision_volume(WORK / "volumes" / claim)
+    deadline = time.monotonic() + 60
+    while any(kubelet.pods[s].started_wall == starts[s] for s in services):
+        if time.monotonic() > deadline:
+            raise TimeoutError("pods not restarted after their volumes were wiped")
+        time.sleep(0.2)
+    kubelet.wait_ready(services, 180)
+
+
+def backup_and_restore(kubelet: Kubelet) -> list[str]:
+    """Phase backup-restore: `./setup.sh backup` of the running stack, every
+    volume wiped, a truncated archive refused with nothing changed, `./setup.sh
+    restore` twice, and the data as it was before the backup each time."""
+    failed: list[str] = []
+
+    def check(ok: bool, what: str, detail: str = "") -> None:
+        log(f"{'PASS' if ok else 'FAIL'} backup-restore: {what}" + ("" if ok else f"\n{detail}"))
+        if not ok:
+            failed.append(what)
+
+    holders = ["mysql", "influxdb", "ftps"]
+    # Points older than half a minute are in InfluxDB, none still in a
+    # collector's buffer (they write every 10 s).
+    mark = int(time.time()) - 30
+    deadline = time.monotonic() + 90
+    while (before := data_state(kubelet, mark))["influxdb"].count("\n") <= 3 and time.monotonic() < deadline:
+        time.sleep(5)
+        mark = int(time.time()) - 30
+    check("wordpress" in before["mysql"] and re.search(r"^[0-9a-f]{64}  ", before["ftps"], re.M) is not None
+          and before["influxdb"].count("\n") > 3,
+          "the data to keep is there", json.dumps(before, indent=1)[:2000])
+    archive = WORK / "backup" / "ft_services-stack.tar.gz"
+    shutil.rmtree(archive.parent, ignore_errors=True)
+    r = setup_sh(kubelet, "backup", str(archive))
+    check(r.returncode == 0 and archive.exists(), f"backup written ({archive.stat().st_size if archive.exists() else 0} bytes)",
+          r.stdout + r.stderr)
+    if failed:
+        return ["backup-restore"]
+    wipe_volumes(kubelet, holders)
+    wiped = data_state(kubelet, mark)
+    check(all(wiped[k] != before[k] for k in holders), "every volume wiped", json.dumps(wiped, indent=1)[:2000])
+    truncated = archive.with_name("truncated.tar.gz")
+    truncated.write_bytes(archive.read_bytes()[: archive.stat().st_size * 2 // 3])
+    r = setup_sh(kubelet, "restore", str(truncated))
+    check(r.returncode != 0 and "truncated or corrupt" in r.stderr, "a truncated archive refused", r.stdout + r.stderr)
+    check(data_state(kubelet, mark) == wiped, "nothing changed by the refused restore")
+    for attempt in ("restore", "restore again"):
+        r = setup_sh(kubelet, "restore", str(archive))
+        check(r.returncode == 0, f"{attempt}: exit 0", r.stdout + r.stderr)
+        after = data_state(kubelet, mark)
+        for part in holders:
+            check(after[part] == before[part], f"{attempt}: {part} as before the backup",
+                  f"before:\n{before[part][:1500]}\nafter:\n{after[part][:1500]}")
+    return ["backup-restore"] if failed else []
+
+
 # The checks to make again after a pod restarted.
 RECHECK = {
     "nginx": ["web", "ssh"],
@@ -944,7 +1077,8 @@ def kill_every_program(kubelet: Kubelet) -> list[str]:
 # again.
 USER_CHECKS = ["web", "ssh", "wordpress", "phpmyadmin", "ftps", "metrics", "grafana"]
 ALL_PHASES: list[str] = [*USER_CHECKS, "network-policy", "secret-access", "ftps-lb", "tls-scan",
-                         "influx-outage", "persist-write", "kill-all", "hang:phpmyadmin", *USER_CHECKS]
+                         "influx-outage", "persist-write", "kill-all", "hang:phpmyadmin", "backup-restore",
+                         *USER_CHECKS]
 
 
 def main() -> int:
