@@ -91,6 +91,7 @@ class Pod:
     grace_seconds: float  # terminationGracePeriodSeconds
     cpu_limit: float | None  # cores
     memory_limit: int | None  # bytes
+    memory_request: int | None  # bytes
     cpu_request: float | None
     ports: dict[str, int] = field(default_factory=dict)  # container port name -> number
     container_ports: list[int] = field(default_factory=list)
@@ -242,6 +243,7 @@ def parse_pod(deployment: dict, config_maps: dict[str, dict]) -> Pod:
         container_ports=[p["containerPort"] for p in container.get("ports", [])],
         cpu_limit=cpu(limits.get("cpu")),
         memory_limit=memory(limits.get("memory")),
+        memory_request=memory(requests.get("memory")),
         cpu_request=cpu(requests.get("cpu")),
         ports=ports,
     )

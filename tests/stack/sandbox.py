@@ -103,6 +103,7 @@ class PodCgroup:
                 if controllers:
                     self.hierarchies[",".join(controllers)] = Path(mountpoint)
         self.dirs = [root / name for root in self.hierarchies.values()]
+        self.peak = 0  # bytes: the highest memory use of any container of the pod so far
 
     def create(self, pod: PodManifest) -> None:
         self.remove()
@@ -135,8 +136,37 @@ class PodCgroup:
         """For pod.sh: "options ..." of each hierarchy to mount ("cgroup2" for v2)."""
         return " ".join(self.hierarchies)
 
+    def read(self, file: str) -> str | None:
+        for d in self.dirs:
+            if (d / file).exists():
+                return (d / file).read_text()
+        return None
+
+    def memory(self) -> dict[str, int]:
+        """The container's memory in bytes, as the kubelet and a person see it:
+        `usage` (the cgroup's charge, page cache included), `working_set`
+        (usage less inactive file pages: what the kubelet evicts by and
+        `kubectl top` shows), `peak` (highest usage of any container of the
+        pod so far) and `pss` (its processes' proportional set size)."""
+        v2 = self.v2
+        usage = int(self.read("memory.current" if v2 else "memory.usage_in_bytes") or 0)
+        stat = dict(line.split() for line in (self.read("memory.stat") or "").splitlines())
+        inactive = int(stat.get("inactive_file" if v2 else "total_inactive_file", 0))
+        peak = int(self.read("memory.peak" if v2 else "memory.max_usage_in_bytes") or usage)
+        self.peak = max(self.peak, peak)
+        pss = 0
+        for pid in (self.read("cgroup.procs") or "").split():
+            try:
+                rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+            except OSError:  # exited meanwhile
+                continue
+            pss += next(int(line.split()[1]) * 1024 for line in rollup.splitlines() if line.startswith("Pss:"))
+        return {"usage": usage, "working_set": max(0, usage - inactive), "peak": self.peak, "pss": pss}
+
     def remove(self, timeout: float = 10) -> None:
         """Removes the directories once the container's last process has left them."""
+        if all(d.exists() for d in self.dirs):
+            self.memory()  # keeps this container's peak
         deadline = time.monotonic() + timeout
         for d in self.dirs:
             while d.exists():
