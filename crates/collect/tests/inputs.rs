@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 use support::{
-    Collect, TestCgroup, allocator, check_config, disk_dir, query, rows, try_query, wait_for,
-    whole_disk_of, workload,
+    Collect, TestCgroup, allocator, check_config, config_head, disk_dir, query, rows, try_query,
+    wait_for, whole_disk_of, workload,
 };
 
 const MIB: f64 = 1024.0 * 1024.0;
@@ -39,17 +39,9 @@ fn every_input_reaches_influxdb_with_plausible_values() {
     cgroup.set_memory_limit(MEMORY_LIMIT);
 
     let config = format!(
-        r#"
-interval = "1s"
-service = "web-test"
-pod = "web-test-0"
+        r#"{head}
 [tags]
 cluster = "test"
-[output]
-url = "{influx}"
-username = ""
-retry_initial = "200ms"
-retry_max = "1s"
 [inputs.cgroup]
 root = "{cg_root}"
 path = "{cg_name}"
@@ -62,7 +54,7 @@ programs = [{{ name = "allocator", pattern = "{marker}" }},
             {{ name = "nginx", pid_file = "{nginx_pid}" }},
             "mariadbd", "no-such-program"]
 {inputs}"#,
-        influx = influx.url(),
+        head = config_head(&influx.url(), "web-test"),
         cg_root = cgroup.root.display(),
         cg_name = cgroup.name,
         tmp = peers.dir().display(),

@@ -13,7 +13,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
-use support::{Collect, check_config, query, rows, try_query, wait_for};
+use support::{Collect, check_config, config_head, query, rows, try_query, wait_for};
 
 const METRICS: &str = "# HELP grafana_http_request_duration_seconds Time.\n\
 # TYPE grafana_http_request_duration_seconds histogram\n\
@@ -36,15 +36,7 @@ fn make_pki() -> (testbed::tls::TestCa, testbed::tls::Certificate) {
 
 fn config(influx: &str, service: &str, url: &str, tls: &str) -> String {
     format!(
-        r#"
-interval = "1s"
-service = "{service}"
-pod = "{service}-0"
-[output]
-url = "{influx}"
-username = ""
-retry_initial = "200ms"
-retry_max = "1s"
+        r#"{head}
 [inputs.cgroup]
 enabled = false
 [inputs.net]
@@ -52,7 +44,8 @@ enabled = false
 [inputs.prometheus]
 urls = ["{url}"]
 {tls}
-"#
+"#,
+        head = config_head(influx, service),
     )
 }
 

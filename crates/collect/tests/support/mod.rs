@@ -12,6 +12,23 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+/// The start of a test's collect config: one-second rounds, `service` with
+/// pod `<service>-0`, and the output to `influx` retrying within a second,
+/// so that a test waits little after an InfluxDB hiccup.
+pub fn config_head(influx: &str, service: &str) -> String {
+    format!(
+        r#"interval = "1s"
+service = "{service}"
+pod = "{service}-0"
+[output]
+url = "{influx}"
+username = ""
+retry_initial = "200ms"
+retry_max = "1s"
+"#
+    )
+}
+
 /// The collect binary with a config file, stopped (SIGTERM) when dropped.
 #[derive(Debug)]
 pub struct Collect {
