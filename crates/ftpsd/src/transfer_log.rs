@@ -4,6 +4,11 @@
 use async_trait::async_trait;
 use libunftp::notification::{DataEvent, DataListener, EventMeta, PresenceEvent, PresenceListener};
 
+/// The user and the session's trace id, as every event is logged with them.
+fn who(meta: &EventMeta) -> (&str, &str) {
+    (meta.username.as_str(), meta.trace_id.as_str())
+}
+
 /// Logs each event with the user and the session's trace id.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TransferLog;
@@ -11,8 +16,7 @@ pub struct TransferLog;
 #[async_trait]
 impl DataListener for TransferLog {
     async fn receive_data_event(&self, event: DataEvent, meta: EventMeta) {
-        let user = meta.username.as_str();
-        let session = meta.trace_id.as_str();
+        let (user, session) = who(&meta);
         match event {
             DataEvent::Got { path, bytes } => {
                 tracing::info!(user, session, path, bytes, "download")
@@ -29,8 +33,7 @@ impl DataListener for TransferLog {
 #[async_trait]
 impl PresenceListener for TransferLog {
     async fn receive_presence_event(&self, event: PresenceEvent, meta: EventMeta) {
-        let user = meta.username.as_str();
-        let session = meta.trace_id.as_str();
+        let (user, session) = who(&meta);
         match event {
             PresenceEvent::LoggedIn => tracing::info!(user, session, "session logged in"),
             PresenceEvent::LoggedOut => tracing::info!(user, session, "session logged out"),

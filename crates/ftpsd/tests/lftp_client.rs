@@ -288,14 +288,11 @@ fn fifty_lftp_clients_at_once() {
     let outputs = run_all_at_once(commands, std::time::Duration::from_secs(120));
     assert_each_client_round_trip(&outputs, &server, local.path(), payload, assert_success);
     let metrics = server.metrics();
-    assert_eq!(
-        metric(&metrics, r#"ftpsd_logins_total{result="ok"}"#),
-        Some(50.0),
-        "{metrics}"
-    );
-    assert_eq!(
-        metric(&metrics, r#"ftpsd_logins_total{result="failed"}"#),
-        Some(0.0),
-        "{metrics}"
+    assert_metrics(
+        &metrics,
+        &[
+            (r#"ftpsd_logins_total{result="ok"}"#, 50.0),
+            (r#"ftpsd_logins_total{result="failed"}"#, 0.0),
+        ],
     );
 }

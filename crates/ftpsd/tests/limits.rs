@@ -33,25 +33,14 @@ fn metrics_count_logins_bytes_and_commands() {
     assert!(!bad.status.success());
 
     let text = server.metrics();
-    assert_eq!(
-        metric(&text, r#"ftpsd_logins_total{result="ok"}"#),
-        Some(2.0),
-        "{text}"
-    );
-    assert_eq!(
-        metric(&text, r#"ftpsd_logins_total{result="failed"}"#),
-        Some(1.0),
-        "{text}"
-    );
-    assert_eq!(
-        metric(&text, "ftp_backend_write_bytes"),
-        Some(100_000.0),
-        "{text}"
-    );
-    assert_eq!(
-        metric(&text, "ftp_backend_read_bytes"),
-        Some(100_000.0),
-        "{text}"
+    assert_metrics(
+        &text,
+        &[
+            (r#"ftpsd_logins_total{result="ok"}"#, 2.0),
+            (r#"ftpsd_logins_total{result="failed"}"#, 1.0),
+            ("ftp_backend_write_bytes", 100_000.0),
+            ("ftp_backend_read_bytes", 100_000.0),
+        ],
     );
     assert!(
         text.contains(r#"ftp_command_total{command="stor"}"#)
@@ -65,18 +54,17 @@ fn metrics_count_logins_bytes_and_commands() {
 #[test]
 fn check_config_and_hash_password() {
     let server = Ftpsd::start();
-    let config = server.dir.path().join("ftpsd.toml");
-    let ok = run(Command::new(env!("CARGO_BIN_EXE_ftpsd"))
-        .arg("--check-config")
-        .arg("--config")
-        .arg(&config));
+    let check_config = |path: &std::path::Path| {
+        run(Command::new(env!("CARGO_BIN_EXE_ftpsd"))
+            .arg("--check-config")
+            .arg("--config")
+            .arg(path))
+    };
+    let ok = check_config(&server.dir.path().join("ftpsd.toml"));
     assert!(ok.status.success(), "{}", stderr(&ok));
     let bad_config = server.dir.path().join("bad.toml");
     std::fs::write(&bad_config, "[passive]\nport_min = 5\nport_max = 4\n").unwrap();
-    let bad = run(Command::new(env!("CARGO_BIN_EXE_ftpsd"))
-        .arg("--check-config")
-        .arg("--config")
-        .arg(&bad_config));
+    let bad = check_config(&bad_config);
     assert!(!bad.status.success());
     assert!(
         stderr(&bad).contains("passive port range"),
@@ -86,10 +74,7 @@ fn check_config_and_hash_password() {
 
     // A TOML error and a missing file are each reported once, with the path.
     std::fs::write(&bad_config, "listen = \n").unwrap();
-    let bad = run(Command::new(env!("CARGO_BIN_EXE_ftpsd"))
-        .arg("--check-config")
-        .arg("--config")
-        .arg(&bad_config));
+    let bad = check_config(&bad_config);
     assert!(!bad.status.success());
     let text = stderr(&bad);
     assert!(
@@ -99,10 +84,7 @@ fn check_config_and_hash_password() {
     assert_eq!(text.matches("TOML parse error").count(), 1, "{text}");
     assert_eq!(text.matches("line 1, column").count(), 1, "{text}");
     let missing = server.dir.path().join("missing.toml");
-    let bad = run(Command::new(env!("CARGO_BIN_EXE_ftpsd"))
-        .arg("--check-config")
-        .arg("--config")
-        .arg(&missing));
+    let bad = check_config(&missing);
     assert!(!bad.status.success());
     let text = stderr(&bad);
     assert!(

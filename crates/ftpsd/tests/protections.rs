@@ -45,11 +45,7 @@ fn failures_of_one_account_lock_out_no_other() {
     );
     let metrics = server.metrics();
     // bob, once: the names tried once each lock nothing, and no address is counted.
-    assert_eq!(
-        metric(&metrics, "ftpsd_lockouts_total"),
-        Some(1.0),
-        "{metrics}"
-    );
+    assert_metrics(&metrics, &[("ftpsd_lockouts_total", 1.0)]);
     assert!(server.log().contains("account locked out"));
 }
 

@@ -359,6 +359,19 @@ pub fn metric(text: &str, series: &str) -> Option<f64> {
     })
 }
 
+/// Asserts each `(series, value)` of `expected` against one scrape of the
+/// metrics; a failure names the series and shows the whole scrape.
+#[track_caller]
+pub fn assert_metrics(metrics: &str, expected: &[(&str, f64)]) {
+    for &(series, value) in expected {
+        assert_eq!(
+            metric(metrics, series),
+            Some(value),
+            "{series} in\n{metrics}"
+        );
+    }
+}
+
 /// Writes a pseudo-random (incompressible) file of `mib` MiB at `path` and
 /// returns its sha256.
 pub fn random_file(path: &Path, mib: usize) -> String {
