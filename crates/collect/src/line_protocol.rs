@@ -32,31 +32,23 @@ pub enum FieldValue {
     Boolean(bool),
 }
 
-impl From<f64> for FieldValue {
-    fn from(v: f64) -> Self {
-        FieldValue::Float(v)
-    }
+/// `FieldValue::from` for each type a variant holds as is.
+macro_rules! field_value_from {
+    ($($t:ty => $variant:ident),* $(,)?) => {
+        $(impl From<$t> for FieldValue {
+            fn from(v: $t) -> Self {
+                FieldValue::$variant(v)
+            }
+        })*
+    };
 }
-impl From<i64> for FieldValue {
-    fn from(v: i64) -> Self {
-        FieldValue::Integer(v)
-    }
-}
+field_value_from!(f64 => Float, i64 => Integer, bool => Boolean, String => String);
+
 impl From<u64> for FieldValue {
     /// InfluxDB 1.x has no unsigned type by default; counters never reach
     /// 2^63, and if one did it saturates rather than wrapping negative.
     fn from(v: u64) -> Self {
         FieldValue::Integer(i64::try_from(v).unwrap_or(i64::MAX))
-    }
-}
-impl From<bool> for FieldValue {
-    fn from(v: bool) -> Self {
-        FieldValue::Boolean(v)
-    }
-}
-impl From<String> for FieldValue {
-    fn from(v: String) -> Self {
-        FieldValue::String(v)
     }
 }
 impl From<&str> for FieldValue {

@@ -18,22 +18,8 @@ pub fn parse(text: &str) -> Option<Point> {
         .parse()
         .ok()?;
     lines.next()?;
-    let counts: Vec<u64> = lines
-        .next()?
-        .split_whitespace()
-        .filter_map(|v| v.parse().ok())
-        .collect();
-    let [accepts, handled, requests] = counts[..] else {
-        return None;
-    };
-    let rwx: Vec<u64> = lines
-        .next()?
-        .split_whitespace()
-        .filter_map(|v| v.parse().ok())
-        .collect();
-    let [reading, writing, waiting] = rwx[..] else {
-        return None;
-    };
+    let [accepts, handled, requests] = numbers(lines.next()?)?;
+    let [reading, writing, waiting] = numbers(lines.next()?)?;
     Some(
         Point::new("nginx")
             .field("active", active)
@@ -44,6 +30,16 @@ pub fn parse(text: &str) -> Option<Point> {
             .field("writing", writing)
             .field("waiting", waiting),
     )
+}
+
+/// The numbers of a line, skipping its labels (`Reading:`...); `None`
+/// unless there are exactly `N`.
+fn numbers<const N: usize>(line: &str) -> Option<[u64; N]> {
+    let numbers: Vec<u64> = line
+        .split_whitespace()
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    numbers.try_into().ok()
 }
 
 crate::inputs::http::status_page_input!(
