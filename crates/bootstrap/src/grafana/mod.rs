@@ -72,11 +72,14 @@ fn yaml_str(s: &str) -> String {
     serde_json::Value::String(s.to_string()).to_string()
 }
 
+/// How every provisioning file starts: whose it is, and the format version.
+const HEAD: &str = "# Written by bootstrap grafana; changes are overwritten at the next start.\n\
+                    apiVersion: 1\n";
+
 /// The data source provisioning file.
 pub fn datasource_yaml(p: &Provisioning) -> String {
     format!(
-        "# Written by bootstrap grafana; changes are overwritten at the next start.\n\
-         apiVersion: 1\n\
+        "{HEAD}\
          datasources:\n\
          \x20 - name: InfluxDB\n\
          \x20   uid: {uid}\n\
@@ -105,8 +108,7 @@ pub fn datasource_yaml(p: &Provisioning) -> String {
 /// The dashboard provider file, pointing at `dashboards_dir`.
 pub fn provider_yaml(dashboards_dir: &Path) -> String {
     format!(
-        "# Written by bootstrap grafana; changes are overwritten at the next start.\n\
-         apiVersion: 1\n\
+        "{HEAD}\
          providers:\n\
          \x20 - name: ft_services\n\
          \x20   orgId: 1\n\
