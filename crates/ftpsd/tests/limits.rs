@@ -60,23 +60,22 @@ fn check_config_and_hash_password() {
             .arg("--config")
             .arg(path))
     };
+    // What --check-config says about a config it rejects.
+    let rejected = |path: &std::path::Path| {
+        let out = check_config(path);
+        assert!(!out.status.success(), "{} accepted", path.display());
+        stderr(&out)
+    };
     let ok = check_config(&server.dir.path().join("ftpsd.toml"));
     assert!(ok.status.success(), "{}", stderr(&ok));
     let bad_config = server.dir.path().join("bad.toml");
     std::fs::write(&bad_config, "[passive]\nport_min = 5\nport_max = 4\n").unwrap();
-    let bad = check_config(&bad_config);
-    assert!(!bad.status.success());
-    assert!(
-        stderr(&bad).contains("passive port range"),
-        "{}",
-        stderr(&bad)
-    );
+    let text = rejected(&bad_config);
+    assert!(text.contains("passive port range"), "{text}");
 
     // A TOML error and a missing file are each reported once, with the path.
     std::fs::write(&bad_config, "listen = \n").unwrap();
-    let bad = check_config(&bad_config);
-    assert!(!bad.status.success());
-    let text = stderr(&bad);
+    let text = rejected(&bad_config);
     assert!(
         text.contains(&format!("invalid TOML in {}", bad_config.display())),
         "{text}"
@@ -84,9 +83,7 @@ fn check_config_and_hash_password() {
     assert_eq!(text.matches("TOML parse error").count(), 1, "{text}");
     assert_eq!(text.matches("line 1, column").count(), 1, "{text}");
     let missing = server.dir.path().join("missing.toml");
-    let bad = check_config(&missing);
-    assert!(!bad.status.success());
-    let text = stderr(&bad);
+    let text = rejected(&missing);
     assert!(
         text.contains(&format!("cannot read {}", missing.display())),
         "{text}"
