@@ -5,8 +5,9 @@
 use serde::Deserialize;
 use std::path::PathBuf;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
+use std::time::Instant;
 
 use sysinfo::{Pid, Process, ProcessRefreshKind, ProcessesToUpdate, System, UpdateKind};
 
@@ -16,6 +17,12 @@ use crate::line_protocol::Point;
 pub struct Procstat {
     programs: Vec<(String, Matcher)>,
     system: System,
+    /// CPU ticks (user + system) of each matched process at the last round,
+    /// keyed by pid and start time (a reused pid is another process), and
+    /// when they were read: `cpu_usage` is the difference over the elapsed
+    /// time.
+    last_ticks: HashMap<(Pid, u64), u64>,
+    last_round: Option<Instant>,
 }
 
 impl Procstat {
@@ -26,28 +33,60 @@ impl Procstat {
                 .map(|p| (p.name().to_string(), p.matcher()))
                 .collect(),
             system: System::new(),
+            last_ticks: HashMap::new(),
+            last_round: None,
         }
     }
 
     pub fn gather(&mut self) -> Vec<Point> {
-        // Threads are left out (without_tasks): only processes count, and
-        // their thread count comes from /proc/<pid>/stat.
+        // Finding the programs needs only each process's name, parent and
+        // start time (its /proc/<pid>/stat, which sysinfo reads whatever the
+        // refresh kind) and, once per new process, its command line and
+        // executable. Memory and CPU are read below for the matched
+        // processes only, not for every process on the host. Threads are
+        // left out (without_tasks): only processes count, and their thread
+        // count comes from /proc/<pid>/stat.
         self.system.refresh_processes_specifics(
             ProcessesToUpdate::All,
             true,
             ProcessRefreshKind::nothing()
-                .with_cpu()
-                .with_memory()
                 .with_cmd(UpdateKind::OnlyIfNotSet)
                 .with_exe(UpdateKind::OnlyIfNotSet)
                 .without_tasks(),
         );
+        let matched: Vec<(&str, Vec<Pid>)> = self
+            .programs
+            .iter()
+            .map(|(name, matcher)| (name.as_str(), find(&self.system, matcher)))
+            .collect();
+        let mut all: Vec<Pid> = matched.iter().flat_map(|(_, p)| p.clone()).collect();
+        all.sort_unstable();
+        all.dedup();
+        // A process that dies between the listing and this refresh keeps
+        // the values it was listed with for this round (sysinfo only marks
+        // it), and is gone from the next listing.
+        self.system.refresh_processes_specifics(
+            ProcessesToUpdate::Some(&all),
+            false,
+            ProcessRefreshKind::nothing().with_memory().without_tasks(),
+        );
+
+        // CPU usage is computed here rather than by sysinfo: sysinfo's
+        // compares a process's times between two consecutive refreshes of
+        // any kind, and the cheap listing above is one, so it would measure
+        // the few microseconds between the two refreshes. Same definition:
+        // % of one CPU since the last round, 0 on a process's first round.
+        let round = Instant::now();
+        let elapsed = self
+            .last_round
+            .map(|t| round.duration_since(t).as_secs_f64());
+        let mut ticks_now = HashMap::new();
+
         let now_s = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         let mut points = Vec::new();
-        for (name, matcher) in &self.programs {
-            let pids = find(&self.system, matcher);
+        for (name, pids) in matched {
             points.push(
                 Point::new("procstat_lookup")
                     .tag("process_name", name)
@@ -68,14 +107,20 @@ impl Procstat {
             let (mut rss, mut vms, mut threads, mut fds) = (0u64, 0u64, 0u64, 0u64);
             let (mut user, mut system) = (0.0f64, 0.0f64);
             for p in &procs {
-                cpu += f64::from(p.cpu_usage());
                 rss += p.memory();
                 vms += p.virtual_memory();
                 fds += p.open_files().unwrap_or(0) as u64;
                 if let Some(stat) = proc_stat(p.pid()) {
                     threads += stat.threads;
-                    user += stat.utime;
-                    system += stat.stime;
+                    user += ticks_to_s(stat.utime);
+                    system += ticks_to_s(stat.stime);
+                    let key = (p.pid(), p.start_time());
+                    let ticks = stat.utime + stat.stime;
+                    if let (Some(&before), Some(elapsed)) = (self.last_ticks.get(&key), elapsed) {
+                        // Ticks are 1/100 s: ticks per second is percent.
+                        cpu += ticks.saturating_sub(before) as f64 / elapsed;
+                    }
+                    ticks_now.insert(key, ticks);
                 }
             }
             let start = oldest.start_time();
@@ -95,6 +140,9 @@ impl Procstat {
                     .field("uptime", now_s.saturating_sub(start)),
             );
         }
+        // Only this round's processes: the dead ones drop out.
+        self.last_ticks = ticks_now;
+        self.last_round = Some(round);
         points
     }
 }
@@ -162,12 +210,16 @@ fn find(system: &System, matcher: &Matcher) -> Vec<Pid> {
 
 struct ProcStat {
     threads: u64,
-    utime: f64,
-    stime: f64,
+    /// Ticks of 1/100 s (USER_HZ on Linux).
+    utime: u64,
+    stime: u64,
 }
 
-/// Thread count and CPU times from `/proc/<pid>/stat` (ticks of 1/100 s,
-/// USER_HZ on Linux).
+fn ticks_to_s(ticks: u64) -> f64 {
+    ticks as f64 / 100.0
+}
+
+/// Thread count and CPU times from `/proc/<pid>/stat`.
 fn proc_stat(pid: Pid) -> Option<ProcStat> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name may hold spaces and parentheses: fields start after
@@ -177,8 +229,8 @@ fn proc_stat(pid: Pid) -> Option<ProcStat> {
     // rest[0] is field 3 (state); utime is field 14, stime 15, threads 20.
     let num = |i: usize| f.get(i - 3).and_then(|v| v.parse::<u64>().ok());
     Some(ProcStat {
-        utime: num(14)? as f64 / 100.0,
-        stime: num(15)? as f64 / 100.0,
+        utime: num(14)?,
+        stime: num(15)?,
         threads: num(20)?,
     })
 }
@@ -237,5 +289,53 @@ impl Program {
             }) => Matcher::Pattern(p.clone()),
             Program::Spec(s) => Matcher::Name(s.name.clone()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::line_protocol::FieldValue;
+
+    fn field(points: &[Point], key: &str) -> f64 {
+        let p = points.iter().find(|p| p.measurement == "procstat").unwrap();
+        match &p.fields.iter().find(|(k, _)| k == key).unwrap().1 {
+            FieldValue::Float(v) => *v,
+            FieldValue::Integer(v) => *v as f64,
+            v => panic!("{key}: {v:?}"),
+        }
+    }
+
+    /// Memory and CPU are read for the matched process although the listing
+    /// reads neither: CPU usage is 0 on the first round, then the busy
+    /// loop's share of a CPU since that round.
+    #[test]
+    fn matched_process_cpu_and_memory() {
+        let marker = format!("procstat-unit-{}", std::process::id());
+        let mut busy = std::process::Command::new("sh")
+            .args(["-c", "while :; do :; done", &marker])
+            .spawn()
+            .unwrap();
+        let mut input = Procstat::new(&[Program::Spec(ProgramSpec {
+            name: "busy".into(),
+            pid_file: None,
+            pattern: Some(marker),
+        })]);
+        let first = input.gather();
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        let second = input.gather();
+        busy.kill().unwrap();
+        busy.wait().unwrap();
+
+        assert_eq!(field(&first, "pid"), f64::from(busy.id()));
+        assert_eq!(field(&first, "cpu_usage"), 0.0);
+        assert!(field(&first, "memory_rss") > 0.0);
+        assert!(field(&first, "memory_vms") >= field(&first, "memory_rss"));
+        // One core busy, on a machine that may be shared: well above 0, at
+        // most a little over 100 (tick rounding).
+        let cpu = field(&second, "cpu_usage");
+        assert!((20.0..=110.0).contains(&cpu), "cpu_usage {cpu}");
+        assert!(field(&second, "cpu_time_user") + field(&second, "cpu_time_system") > 0.3);
     }
 }
