@@ -603,6 +603,9 @@ cmd_backup() {
     echo "created $(date -u +%Y-%m-%dT%H:%M:%SZ)"
     echo "address $(cat "$SECRETS_DIR/local/tls-address" 2>/dev/null || echo unknown)"
     echo "source $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)"
+    local server
+    server=$(sed -n '1,20s/^-- Server version[[:space:]]*//p' "$work/parts/mysql.sql" | head -1)
+    echo "mariadb ${server:-unknown}"
     (cd "$work/parts" && for part in *; do echo "part $part $(wc -c <"$part")"; done)
   } >"$work/parts/MANIFEST"
   (cd "$work/parts" && sha256sum -- * >SHA256SUMS)

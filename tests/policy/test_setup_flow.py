@@ -451,6 +451,7 @@ def test_backup_takes_every_part_from_its_pod_and_checksums_it(repo, sysbin, tmp
     manifest = files["MANIFEST"].decode()
     assert "format ft_services-backup 1" in manifest and f"address {LB_IP}" in manifest
     assert f"part mysql.sql {len(files['mysql.sql'])}" in manifest
+    assert "\nmariadb unknown\n" in manifest  # the fake dump names no server version
     # the secrets: openssl opens them with the passphrase, and they are the folder's
     plain = subprocess.run(["openssl", "enc", "-d", "-aes-256-cbc", "-pbkdf2", "-iter", "600000",
                             "-pass", "env:FT_BACKUP_PASSPHRASE", "-in", unpacked / "secrets.tar.enc"],
