@@ -23,6 +23,10 @@ pub struct Procstat {
     /// time.
     last_ticks: HashMap<(Pid, u64), u64>,
     last_round: Option<Instant>,
+    /// Processes (pid, start time) whose command line and executable have
+    /// been read: once each, kernel threads included (theirs are empty,
+    /// which sysinfo's `OnlyIfNotSet` would read again every round).
+    described: HashSet<(Pid, u64)>,
 }
 
 impl Procstat {
@@ -35,6 +39,7 @@ impl Procstat {
             system: System::new(),
             last_ticks: HashMap::new(),
             last_round: None,
+            described: HashSet::new(),
         }
     }
 
@@ -49,11 +54,30 @@ impl Procstat {
         self.system.refresh_processes_specifics(
             ProcessesToUpdate::All,
             true,
+            ProcessRefreshKind::nothing().without_tasks(),
+        );
+        let new: Vec<Pid> = self
+            .system
+            .processes()
+            .values()
+            .filter(|p| !self.described.contains(&(p.pid(), p.start_time())))
+            .map(Process::pid)
+            .collect();
+        self.system.refresh_processes_specifics(
+            ProcessesToUpdate::Some(&new),
+            false,
             ProcessRefreshKind::nothing()
-                .with_cmd(UpdateKind::OnlyIfNotSet)
-                .with_exe(UpdateKind::OnlyIfNotSet)
+                .with_cmd(UpdateKind::Always)
+                .with_exe(UpdateKind::Always)
                 .without_tasks(),
         );
+        // Only the living: the dead drop out.
+        self.described = self
+            .system
+            .processes()
+            .values()
+            .map(|p| (p.pid(), p.start_time()))
+            .collect();
         let matched: Vec<(&str, Vec<Pid>)> = self
             .programs
             .iter()
