@@ -49,7 +49,7 @@ install_tools() {
   npm ci --prefix "$ROOT/tests" --no-audit --no-fund --silent
   # Each tool the steps call must now exist: a missing one is a failure, not a skip.
   local tool
-  for tool in cargo-nextest shellcheck hadolint checkov kubernetes-validate mariadbd influxd nginx \
+  for tool in cargo-nextest shellcheck hadolint checkov kubernetes-validate mariadbd mariadb-dump influxd influx nginx \
     php-fpm8.2 lftp sshd vsftpd supervisord tini jq curl kubectl pytest nft setcap testssl ssh-audit; do
     command -v "$tool" >/dev/null || { echo "required tool not installed: $tool" >&2; return 1; }
   done
