@@ -53,13 +53,13 @@ def context(args):
 
 
 def connect(args, cls=ReusingFTP_TLS):
-    f = cls(context=context(args), timeout=30)
-    f.connect("127.0.0.1", args.port)
+    f = cls(context=context(args), timeout=args.timeout)
+    f.connect(args.host, args.port)
     return f
 
 
-def login(args, user=None, password=None):
-    f = connect(args)
+def login(args, user=None, password=None, cls=ReusingFTP_TLS):
+    f = connect(args, cls)
     f.login(user or args.user, password or args.password)
     f.prot_p()
     return f
@@ -378,22 +378,35 @@ def scenario_bigfile(args):
     print("OK")
 
 
-def main():
+def arguments():
+    """The options every scenario script shares; each adds its own."""
     p = argparse.ArgumentParser()
     p.add_argument("scenario")
+    p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--cafile", required=True)
     p.add_argument("--user", required=True)
     p.add_argument("--password", required=True)
+    p.add_argument("--timeout", type=float, default=30, help="ftplib's timeout of a client connection")
     p.add_argument("--failures", type=int, default=3)
-    p.add_argument("--clients", type=int, default=50)
-    p.add_argument("--file")
-    p.add_argument("--idle-seconds", type=float, default=0)
     p.add_argument("--delay-ms", type=float, default=0)
-    p.add_argument("--lockout-seconds", type=float, default=0)
-    args = p.parse_args()
+    p.add_argument("--file")
+    return p
+
+
+def run(parser, scenarios):
+    """Runs the scenario named on the command line from `scenarios` (a module's globals())."""
+    args = parser.parse_args()
     socket.setdefaulttimeout(60)
-    globals()[f"scenario_{args.scenario}"](args)
+    scenarios[f"scenario_{args.scenario}"](args)
+
+
+def main():
+    p = arguments()
+    p.add_argument("--clients", type=int, default=50)
+    p.add_argument("--idle-seconds", type=float, default=0)
+    p.add_argument("--lockout-seconds", type=float, default=0)
+    run(p, globals())
 
 
 if __name__ == "__main__":

@@ -12,47 +12,15 @@ Each scenario prints what it saw and "OK" last; it exits 1 at the first
 failed expectation. Raw sockets where a stock client cannot misbehave as
 needed; ftplib (resuming the control session, as FileZilla does) otherwise.
 """
-import argparse
 import ftplib
 import io
 import re
 import socket
 import ssl
-import sys
 import threading
 import time
 
-
-def fail(msg):
-    print("FAIL:", msg)
-    sys.exit(1)
-
-
-class ReusingFTP_TLS(ftplib.FTP_TLS):
-    """Resumes the control connection's TLS session on every data connection."""
-
-    def ntransfercmd(self, cmd, rest=None):
-        conn, size = ftplib.FTP.ntransfercmd(self, cmd, rest)
-        if self._prot_p:
-            conn = self.context.wrap_socket(conn, server_hostname=self.host, session=self.sock.session)
-        return conn, size
-
-
-def context(args):
-    return ssl.create_default_context(cafile=args.cafile)
-
-
-def connect(args, cls=ReusingFTP_TLS):
-    f = cls(context=context(args), timeout=60)
-    f.connect(args.host, args.port)
-    return f
-
-
-def login(args, user=None, password=None, cls=ReusingFTP_TLS):
-    f = connect(args, cls)
-    f.login(user or args.user, password or args.password)
-    f.prot_p()
-    return f
+from ftps_client import arguments, connect, context, fail, login, run
 
 
 def try_login(args, user, password):
@@ -330,8 +298,7 @@ def scenario_unauthenticated_limit(args):
     print(f"  the oldest idle connection got {evicted.strip()!r}")
     if not evicted.startswith("421"):
         fail(f"the oldest idle connection got {evicted!r}, not 421")
-    others = [s for s in held[1:]]
-    for s in others:
+    for s in held[1:]:
         s.sendall(b"NOOP\r\n")
         if not read_reply(s, 10).startswith("200"):
             fail("a newer idle connection was closed too")
@@ -339,7 +306,7 @@ def scenario_unauthenticated_limit(args):
     while len(sessions) < args.max_sessions:
         sessions.append(login(args))
     try:
-        extra = login(args)
+        login(args)
         fail(f"login {args.max_sessions + 1} was accepted over max_sessions")
     except ftplib.error_temp as e:
         print(f"  login {args.max_sessions + 1} over max_sessions: {str(e).strip()}")
@@ -385,27 +352,17 @@ def scenario_disk_full(args):
 
 
 def main():
-    p = argparse.ArgumentParser()
-    p.add_argument("scenario")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, required=True)
-    p.add_argument("--cafile", required=True)
-    p.add_argument("--user", required=True)
-    p.add_argument("--password", required=True)
+    p = arguments()
     p.add_argument("--other-user", default="bob")
     p.add_argument("--other-password", default="")
-    p.add_argument("--failures", type=int, default=3)
-    p.add_argument("--delay-ms", type=float, default=0)
-    p.add_argument("--file", default="kept.bin")
     p.add_argument("--handshake-timeout", type=float, default=5)
     p.add_argument("--connect-timeout", type=float, default=9)
     p.add_argument("--login-timeout", type=float, default=30)
     p.add_argument("--limit", type=int, default=4)
     p.add_argument("--max-sessions", type=int, default=2)
     p.add_argument("--mib", type=int, default=8)
-    args = p.parse_args()
-    socket.setdefaulttimeout(60)
-    globals()[f"scenario_{args.scenario}"](args)
+    p.set_defaults(file="kept.bin", timeout=60)
+    run(p, globals())
 
 
 if __name__ == "__main__":
