@@ -528,6 +528,8 @@ find . -mindepth 1 -maxdepth 1 ! -name .restore ! -name .replaced -exec mv {} .r
 find .restore -mindepth 1 -maxdepth 1 -exec mv {} . \;
 rm -rf .restore .replaced'
 BACKUP_FORMAT="ft_services-backup 1"
+# How the secrets part is encrypted, both ways (OpenSSL, key from the passphrase).
+SECRETS_CIPHER=(-aes-256-cbc -pbkdf2 -iter 600000)
 
 # The passphrase that encrypts the secrets in an archive: FT_BACKUP_PASSPHRASE,
 # or asked on the terminal; empty when neither.
@@ -550,14 +552,19 @@ progress() {
   if [[ -t 1 ]]; then printf '\r\033[K==> %s' "$*"; else printf '==> %s\n' "$*"; fi
 }
 
+# Each Deployment as "name replicas ready" (ready empty while none is).
+deployment_readiness() {
+  kubectl -n "$NAMESPACE" get deployments -o \
+    jsonpath='{range .items[*]}{.metadata.name} {.spec.replicas} {.status.readyReplicas}{"\n"}{end}'
+}
+
 # Fails unless every Deployment holding data has a ready pod.
 require_stack_up() {
   local name want ready down=()
   local -A seen=()
   while IFS=' ' read -r name want ready; do
-    [[ -n $name && ${ready:-0} -ge 1 ]] && seen[$name]=$want
-  done < <(kubectl -n "$NAMESPACE" get deployments -o \
-    jsonpath='{range .items[*]}{.metadata.name} {.spec.replicas} {.status.readyReplicas}{"\n"}{end}' 2>/dev/null || true)
+    [[ -n $name && ${ready:-0} -ge 1 ]] && seen[$name]=1
+  done < <(deployment_readiness 2>/dev/null || true)
   for name in "${BACKUP_PARTS[@]}"; do
     [[ -n ${seen[$name]:-} ]] || down+=("$name")
   done
@@ -593,7 +600,7 @@ cmd_backup() {
     progress "backup: secrets (encrypted)"
     # not the dashboard proxy's pid and log: they belong to this machine
     tar -C "$SECRETS_DIR" --exclude='./local/dashboard.*' -cf - . \
-      | openssl enc -aes-256-cbc -pbkdf2 -iter 600000 -salt -pass env:FT_BACKUP_PASSPHRASE >"$work/parts/secrets.tar.enc"
+      | openssl enc "${SECRETS_CIPHER[@]}" -salt -pass env:FT_BACKUP_PASSPHRASE >"$work/parts/secrets.tar.enc"
   else
     [[ -t 1 ]] && echo
     warn "no passphrase (FT_BACKUP_PASSPHRASE): the secrets are left out; keep $SECRETS_DIR yourself, or the restored stack cannot be logged into with the old passwords"
@@ -649,7 +656,7 @@ restore_secrets() {
   fi
   new=$dir/secrets
   mkdir -m 700 "$new"
-  openssl enc -d -aes-256-cbc -pbkdf2 -iter 600000 -pass env:FT_BACKUP_PASSPHRASE <"$dir/secrets.tar.enc" 2>/dev/null \
+  openssl enc -d "${SECRETS_CIPHER[@]}" -pass env:FT_BACKUP_PASSPHRASE <"$dir/secrets.tar.enc" 2>/dev/null \
     | tar -C "$new" -xf - 2>/dev/null \
     || die "the secrets do not decrypt with this passphrase: nothing restored"
   if [[ -d $SECRETS_DIR ]] && diff -r -x 'dashboard.*' "$new" "$SECRETS_DIR" >/dev/null 2>&1; then
@@ -784,8 +791,7 @@ cmd_status() {
     [[ -n $name ]] || continue
     want[$name]=$replicas
     ready[$name]=${readyn:-0}
-  done < <(kubectl -n "$NAMESPACE" get deployments -o \
-    jsonpath='{range .items[*]}{.metadata.name} {.spec.replicas} {.status.readyReplicas}{"\n"}{end}')
+  done < <(deployment_readiness)
   printf '%-11s %-13s %-28s %s\n' SERVICE TYPE ADDRESS HEALTH
   # '|' separated: a tab would merge the empty LoadBalancer address of a ClusterIP Service
   while IFS='|' read -r name type lbip clusterip ports; do
