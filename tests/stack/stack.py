@@ -24,6 +24,7 @@ fails three times in a row; readiness is GET :9901/readyz.
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import re
@@ -94,8 +95,16 @@ def cluster() -> Cluster:
     return CLUSTER
 
 
+# Each failure's message, printed again at the end so that the last lines of
+# a run (all a CI summary may keep) say what failed and why.
+FAILURES: list[str] = []
+
+
 def log(msg: str) -> None:
-    print(f"[stack {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+    line = f"[stack {time.strftime('%H:%M:%S')}] {msg}"
+    print(line, flush=True)
+    if msg.startswith(("FAIL", "error:")):
+        FAILURES.append(line)
 
 
 def sh(*args: str, check: bool = True, capture: bool = False, **kw) -> subprocess.CompletedProcess:
@@ -577,11 +586,22 @@ def client(*args: str, timeout: float = 300) -> bool:
         "STACK_SERVICES": " ".join(SERVICES_RUNNING),
         "POD_IPS": json.dumps({s: p.ip for s, p in PODS.items()}),
     }
-    rc = subprocess.run(
+    with subprocess.Popen(
         ["ip", "netns", "exec", f"{NS_PREFIX}client", sys.executable,
          str(ROOT / "tests/stack/checks.py"), *args],
-        env=env, timeout=timeout, check=False,
-    ).returncode
+        env=env, stdout=subprocess.PIPE, text=True,
+    ) as checks:
+        assert checks.stdout is not None
+        deadline = threading.Timer(timeout, checks.kill)  # a hung check ends the phase
+        deadline.start()
+        for line in checks.stdout:
+            print(line, end="", flush=True)
+            if line.startswith("FAIL"):
+                FAILURES.append(line.rstrip("\n"))
+        deadline.cancel()
+        rc = checks.wait()
+    if rc == -signal.SIGKILL:
+        log(f"FAIL checks {' '.join(args)}: still running after {timeout:.0f} s, killed")
     return rc == 0
 
 
@@ -643,6 +663,9 @@ def run(services: list[str], phases: list[str]) -> int:
                     pass
         kubelet.stop()
         cleanup()
+    if FAILURES:
+        print("\n===== the failures of this run, as logged above")
+        print("\n".join(f[:3000] for f in FAILURES))
     log(f"stack test took {time.monotonic() - started:.0f} s; failed: {failed or 'none'}")
     return 1 if failed else 0
 
@@ -940,7 +963,8 @@ def backup_and_restore(kubelet: Kubelet) -> list[str]:
         after = data_state(kubelet, mark)
         for part in holders:
             check(after[part] == before[part], f"{attempt}: {part} as before the backup",
-                  f"before:\n{before[part][:1500]}\nafter:\n{after[part][:1500]}")
+                  "".join(difflib.unified_diff(before[part].splitlines(True), after[part].splitlines(True),
+                                               "before the backup", f"after {attempt}"))[:2500])
     return ["backup-restore"] if failed else []
 
 
