@@ -494,27 +494,57 @@ dbs=$(mariadb -N -B -e "SELECT schema_name FROM information_schema.schemata WHER
 exec mariadb-dump --single-transaction --quick --routines --events --triggers --add-drop-database --databases $dbs'
 # The dump drops and recreates each database it holds, in one client session.
 RESTORE_CMD[mysql]='exec mariadb'
-# InfluxDB's portable backup of `metrics` (over its loopback RPC port), as a tar.
+# InfluxDB, in the pod: `q` runs a query as admin; `points WHERE` counts the
+# points (every field of every measurement) of a database and RP before a time.
 # shellcheck disable=SC2016
-BACKUP_CMD[influxdb]='set -e
+INFLUX_SH='q() { influx -host 127.0.0.1 -port 8086 -username admin -password "$(cat /run/secrets/ft-influxdb/admin-password)" -format csv -execute "$1"; }
+points() { q "SELECT count(*) FROM $1../.*/ WHERE time < ${2}s" | awk -F, '\''$2 != "time" { for (i = 3; i <= NF; i++) n += $i } END { print n + 0 }'\''; }'
+# InfluxDB's portable backup of `metrics` (over its loopback RPC port), as a
+# tar, with the number of points older than the backup's start: all of them
+# are in it, and a restore checks that they all arrived.
+# shellcheck disable=SC2016
+BACKUP_CMD[influxdb]="set -e
+$INFLUX_SH"'
 d=$(mktemp -d)
 trap '\''rm -rf "$d"'\'' EXIT
-influxd backup -portable -db metrics -host 127.0.0.1:8088 "$d" >&2
+before=$(date +%s)
+expected=$(points \"metrics\" "$before")
+mkdir "$d/backup"
+influxd backup -portable -db metrics -host 127.0.0.1:8088 "$d/backup" >&2
+echo "before $before points $expected" >"$d/points"
 tar -C "$d" -cf - .'
 # Restored beside `metrics`, then merged into it (points are keyed by series
 # and time, so merging twice changes nothing), as InfluxDB documents for a
 # database that exists; `..` is each database's default retention policy.
+# InfluxDB can answer for a shard it has just restored before the shard's
+# points are all readable: the restore waits for them, and checks that the
+# merge holds every point of the backup, trying the whole again if not.
 # shellcheck disable=SC2016
-RESTORE_CMD[influxdb]='set -e
+RESTORE_CMD[influxdb]="set -e
+$INFLUX_SH"'
 d=$(mktemp -d)
 trap '\''rm -rf "$d"'\'' EXIT
 tar -C "$d" -xf -
-q() { influx -host 127.0.0.1 -port 8086 -username admin -password "$(cat /run/secrets/ft-influxdb/admin-password)" -execute "$1" >&2; }
-q "DROP DATABASE metrics_restore"
-influxd restore -portable -db metrics -newdb metrics_restore -host 127.0.0.1:8088 "$d" >&2
-q "CREATE DATABASE metrics"
-q "SELECT * INTO \"metrics\"..:MEASUREMENT FROM \"metrics_restore\"../.*/ GROUP BY *"
-q "DROP DATABASE metrics_restore"'
+read -r _ before _ expected <"$d/points"
+q "CREATE DATABASE metrics" >&2
+attempt=1
+while :; do
+  q "DROP DATABASE metrics_restore" >&2
+  influxd restore -portable -db metrics -newdb metrics_restore -host 127.0.0.1:8088 "$d/backup" >&2
+  waited=0
+  while [ "$(points \"metrics_restore\" "$before")" -lt "$expected" ] && [ "$waited" -lt 20 ]; do
+    sleep 0.5
+    waited=$((waited + 1))
+  done
+  q "SELECT * INTO \"metrics\"..:MEASUREMENT FROM \"metrics_restore\"../.*/ GROUP BY *" >&2
+  merged=$(points \"metrics\" "$before")
+  [ "$merged" -ge "$expected" ] && break
+  echo "influxdb: $merged of the backup'\''s $expected points merged (attempt $attempt)" >&2
+  [ "$attempt" -lt 3 ] || { echo "influxdb: the backup'\''s points did not all arrive; metrics_restore is kept" >&2; exit 1; }
+  attempt=$((attempt + 1))
+done
+q "DROP DATABASE metrics_restore" >&2
+echo "influxdb: $merged points before the backup'\''s start, $expected expected" >&2'
 # The FTPS users' files, owners and modes. Restored into a staging folder on
 # the same volume, then swapped in: a failed transfer leaves the data as it was.
 BACKUP_CMD[ftps]='exec tar -C /var/lib/ftps -cf - .'

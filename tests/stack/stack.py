@@ -896,6 +896,9 @@ def setup_sh(kubelet: Kubelet, *args: str) -> subprocess.CompletedProcess:
     r = subprocess.run(["bash", str(ROOT / "setup.sh"), *args], env=env, capture_output=True, text=True,
                        stdin=subprocess.DEVNULL, timeout=600)
     log(f"./setup.sh {' '.join(args)}: exit {r.returncode} after {time.monotonic() - started:.1f} s")
+    for line in r.stderr.splitlines():
+        if line.startswith("influxdb: "):  # how the merge of the points went
+            log(f"  {line}")
     return r
 
 
@@ -964,7 +967,8 @@ def backup_and_restore(kubelet: Kubelet) -> list[str]:
         for part in holders:
             check(after[part] == before[part], f"{attempt}: {part} as before the backup",
                   "".join(difflib.unified_diff(before[part].splitlines(True), after[part].splitlines(True),
-                                               "before the backup", f"after {attempt}"))[:2500])
+                                               "before the backup", f"after {attempt}"))[:2500]
+                  + f"\n./setup.sh restore said:\n{r.stderr[-1500:]}")
     return ["backup-restore"] if failed else []
 
 
