@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import re
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -668,6 +669,35 @@ def ftps_file_survived_restart() -> str:
             digest = hashlib.sha256(f.read()).hexdigest()
     expect(digest == open(PERSIST + ".ftps").read(), "kept.bin changed")
     return "kept.bin downloaded unchanged"
+
+
+@phase("persist-write")
+def add_wordpress_user_in_wp_admin() -> str:
+    """A user added as a site's admin adds one: wp-admin's Add New User form."""
+    base = f"https://{LB}:5050"
+    s = wp_login("admin", secret("ft-wordpress", "admin-password"))
+    r = s.get(f"{base}/wp-admin/user-new.php", timeout=30)
+    nonce = re.search(r'name="_wpnonce_create-user" value="([0-9a-f]+)"', r.text)
+    expect(r.status_code == 200 and nonce is not None, f"user-new.php: {r.status_code}, no form nonce")
+    assert nonce is not None
+    login, password = f"kept{int(time.time())}", secrets.token_urlsafe(18)
+    r = s.post(f"{base}/wp-admin/user-new.php", allow_redirects=False, timeout=30, data={
+        "action": "createuser", "_wpnonce_create-user": nonce.group(1), "user_login": login,
+        "email": f"{login}@example.org", "pass1": password, "pass2": password, "role": "author",
+        "createuser": "Add New User"})
+    expect(r.status_code == 302 and "users.php?update=add" in r.headers.get("Location", ""),
+           f"Add New User answered {r.status_code} {r.headers.get('Location', '')}")
+    wp_login(login, password)
+    with open(PERSIST + ".wordpress-user", "w") as f:
+        json.dump({"login": login, "password": password}, f)
+    return f"author {login} added in wp-admin, logs in"
+
+
+@phase("persist-wordpress-user")
+def wordpress_user_added_before_logs_in() -> str:
+    user = json.load(open(PERSIST + ".wordpress-user"))
+    wp_login(user["login"], user["password"])
+    return f"{user['login']} logs in with the password given in wp-admin"
 
 
 @phase("persist-mysql")

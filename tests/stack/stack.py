@@ -862,7 +862,8 @@ def host_pid(pod: Pod, ns_pid: int) -> int | None:
 
 # What `./setup.sh backup` must bring back, read in the pods.
 MYSQL_STATE = ("CHECKSUM TABLE wordpress.wp_posts, wordpress.wp_postmeta, wordpress.wp_users, wordpress.wp_usermeta; "
-               "SELECT post_title FROM wordpress.wp_posts WHERE post_status = 'publish' ORDER BY ID")
+               "SELECT post_title FROM wordpress.wp_posts WHERE post_status = 'publish' ORDER BY ID; "
+               "SELECT user_login FROM wordpress.wp_users ORDER BY ID")
 FTPS_STATE = ("cd /var/lib/ftps && find . -mindepth 1 -path ./.uploads -prune -o -printf '%P %m %U:%G %s\\n' | sort"
               " && find . -path ./.uploads -prune -o -type f -exec sha256sum {} + | sort")
 
@@ -926,7 +927,8 @@ def wipe_volumes(kubelet: Kubelet, services: list[str]) -> None:
 def backup_and_restore(kubelet: Kubelet) -> list[str]:
     """Phase backup-restore: `./setup.sh backup` of the running stack, every
     volume wiped, a truncated archive refused with nothing changed, `./setup.sh
-    restore` twice, and the data as it was before the backup each time."""
+    restore` twice, and the data as it was before the backup each time (the
+    WordPress user persist-write added in wp-admin logs in again)."""
     failed: list[str] = []
 
     def check(ok: bool, what: str, detail: str = "") -> None:
@@ -942,7 +944,9 @@ def backup_and_restore(kubelet: Kubelet) -> list[str]:
     while (before := data_state(kubelet, mark))["influxdb"].count("\n") <= 3 and time.monotonic() < deadline:
         time.sleep(5)
         mark = int(time.time()) - 30
-    check("wordpress" in before["mysql"] and re.search(r"^[0-9a-f]{64}  ", before["ftps"], re.M) is not None
+    added = json.loads((WORK / "persist.json.wordpress-user").read_text())["login"]
+    check(re.search(rf"^{added}$", before["mysql"], re.M) is not None
+          and re.search(r"^[0-9a-f]{64}  ", before["ftps"], re.M) is not None
           and before["influxdb"].count("\n") > 3,
           "the data to keep is there", json.dumps(before, indent=1)[:2000])
     archive = WORK / "backup" / "ft_services-stack.tar.gz"
@@ -964,6 +968,7 @@ def backup_and_restore(kubelet: Kubelet) -> list[str]:
         r = setup_sh(kubelet, "restore", str(archive))
         check(r.returncode == 0, f"{attempt}: exit 0", r.stdout + r.stderr)
         after = data_state(kubelet, mark)
+        check(client("persist-wordpress-user"), f"{attempt}: {added}, added in wp-admin before the backup, logs in")
         for part in holders:
             check(after[part] == before[part], f"{attempt}: {part} as before the backup",
                   "".join(difflib.unified_diff(before[part].splitlines(True), after[part].splitlines(True),
