@@ -531,10 +531,9 @@ attempt=1
 while :; do
   q "DROP DATABASE metrics_restore" >&2
   influxd restore -portable -db metrics -newdb metrics_restore -host 127.0.0.1:8088 "$d/backup" >&2
-  waited=0
-  while [ "$(points \"metrics_restore\" "$before")" -lt "$expected" ] && [ "$waited" -lt 20 ]; do
+  deadline=$(($(date +%s) + 10))
+  while [ "$(points \"metrics_restore\" "$before")" -lt "$expected" ] && [ "$(date +%s)" -lt "$deadline" ]; do
     sleep 0.5
-    waited=$((waited + 1))
   done
   q "SELECT * INTO \"metrics\"..:MEASUREMENT FROM \"metrics_restore\"../.*/ GROUP BY *" >&2
   merged=$(points \"metrics\" "$before")
