@@ -870,15 +870,20 @@ FTPS_STATE = ("cd /var/lib/ftps && find . -mindepth 1 -path ./.uploads -prune -o
               " && find . -path ./.uploads -prune -o -type f -exec sha256sum {} + | sort")
 
 
+def influx_in_pod(kubelet: Kubelet, *options: str) -> subprocess.CompletedProcess:
+    """The influx CLI in the influxdb pod, as admin, with these options."""
+    return in_pod(kubelet.pods["influxdb"], "sh", "-c",
+                  'influx -host 127.0.0.1 -port 8086 -username admin'
+                  ' -password "$(cat /run/secrets/ft-influxdb/admin-password)" "$@"', "influx", *options)
+
+
 def data_state(kubelet: Kubelet, before: int) -> dict[str, str]:
     """The data of the three volumes: MySQL's WordPress tables (checksums and
     published posts), InfluxDB's points older than `before` (epoch seconds,
     per measurement), the FTPS tree (names, modes, owners, sizes, sha256)."""
     mysql = in_pod(kubelet.pods["mysql"], "mariadb", "-N", "-B", "-e", MYSQL_STATE)
-    influx = in_pod(kubelet.pods["influxdb"], "sh", "-c",
-                    'influx -host 127.0.0.1 -port 8086 -username admin'
-                    ' -password "$(cat /run/secrets/ft-influxdb/admin-password)" -database metrics -format csv'
-                    f' -execute "SELECT count(*) FROM /.*/ WHERE time < {before}s"')
+    influx = influx_in_pod(kubelet, "-database", "metrics", "-format", "csv",
+                           "-execute", f"SELECT count(*) FROM /.*/ WHERE time < {before}s")
     ftps = in_pod(kubelet.pods["ftps"], "sh", "-c", FTPS_STATE)
     return {"mysql": mysql.stdout + mysql.stderr, "influxdb": influx.stdout + influx.stderr,
             "ftps": ftps.stdout + ftps.stderr}
@@ -1004,9 +1009,7 @@ def backup_and_restore(kubelet: Kubelet) -> list[str]:
     r = setup_sh(kubelet, "restore", str(short))
     check(r.returncode != 0 and "did not all arrive; metrics_restore is kept" in r.stderr,
           "an archive short of its InfluxDB points: the restore fails and says so", r.stdout + r.stderr)
-    databases = in_pod(kubelet.pods["influxdb"], "sh", "-c",
-                       'influx -host 127.0.0.1 -port 8086 -username admin'
-                       ' -password "$(cat /run/secrets/ft-influxdb/admin-password)" -execute "SHOW DATABASES"')
+    databases = influx_in_pod(kubelet, "-execute", "SHOW DATABASES")
     check(re.search(r"^metrics_restore$", databases.stdout, re.M) is not None, "metrics_restore kept for a look",
           databases.stdout + databases.stderr)
     after = data_state(kubelet, mark)
