@@ -13,20 +13,22 @@
 //! before `PROT P` (`521`, RFC 4217) and active mode (`PORT`/`EPRT`, `502`).
 //!
 //! On the way back it rewrites the port of `227`/`229` replies (the data
-//! connections are [`crate::data_channel`]'s), answers a failed data
-//! connection in place of its transfer's final reply, takes a session slot
+//! connections are [`crate::data_channel`]'s), holds a transfer's `1xx`
+//! while the client's data handshake is under way, answers a failed data
+//! connection in place of that `1xx` or of the final reply, takes a session slot
 //! when libunftp answers `230` ([`crate::admission`]), and ends a connection
 //! that has not logged in by the deadline or was evicted (`421`).
 
 use crate::admission::Gate;
-use crate::data_channel::{DataChannels, DataFailure};
+use crate::data_channel::DataChannels;
+use crate::data_port::{DataPort, PortState};
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 /// Longest command line accepted (RFC 959 has no limit; paths can be long).
 const MAX_LINE: usize = 8192;
@@ -195,49 +197,35 @@ type SharedWriter<W> = Arc<tokio::sync::Mutex<W>>;
 #[derive(Debug, Default)]
 struct Transfers {
     /// The passive port of the latest `227`/`229`.
-    current_port: Option<u16>,
+    current: Option<Arc<DataPort>>,
     /// A transfer's `1xx` went out and its final reply has not.
     awaiting_final: bool,
-    /// A failure of the current port that came before the transfer's `1xx`.
-    stashed: Option<DataFailure>,
 }
 
 impl Transfers {
-    /// A reply line of libunftp's is going out; returns a failure reply to
-    /// send right after it.
-    fn on_reply(&mut self, code: Option<&str>) -> Option<&'static str> {
-        let code = code?;
-        if code.starts_with('1') {
-            self.awaiting_final = true;
-            if let Some(failure) = self.stashed.take() {
-                self.awaiting_final = false;
-                return Some(failure.reply);
-            }
-        } else {
-            self.awaiting_final = false;
-        }
-        None
+    /// The port whose failure would end the transfer under way, if any.
+    fn failing(&self) -> Option<Arc<DataPort>> {
+        self.current.clone().filter(|_| self.awaiting_final)
     }
 
-    /// A data connection failed; returns the reply to send now, if its
-    /// transfer's `1xx` already went out.
-    fn on_failure(&mut self, failure: DataFailure) -> Option<&'static str> {
-        if self.current_port != Some(failure.port) {
-            return None; // a passive port the client has given up already
-        }
-        if self.awaiting_final {
-            self.awaiting_final = false;
-            return Some(failure.reply);
-        }
-        self.stashed = Some(failure);
-        None
-    }
-
-    fn on_passive(&mut self, port: u16) {
-        *self = Transfers {
-            current_port: Some(port),
-            ..Transfers::default()
+    /// Decides what goes out for a `1xx` of libunftp's: the `1xx` itself
+    /// once no data handshake is under way (`None`), or the reply of a data
+    /// connection that failed, in its place.
+    async fn on_preliminary(&mut self, channels: &DataChannels) -> Option<&'static str> {
+        let settled = match &self.current {
+            Some(port) => port.settle(channels.handshake_timeout()).await,
+            None => PortState::Waiting,
         };
+        match settled {
+            PortState::Failed(reply) => {
+                self.awaiting_final = false;
+                Some(reply)
+            }
+            PortState::Waiting | PortState::Connected => {
+                self.awaiting_final = true;
+                None
+            }
+        }
     }
 }
 
@@ -256,9 +244,8 @@ async fn forward_replies<R, W>(
     mut backend: BufReader<R>,
     client: SharedWriter<W>,
     session: Arc<Session>,
-    mut failures: mpsc::UnboundedReceiver<DataFailure>,
     mut stop: oneshot::Receiver<()>,
-) -> (BufReader<R>, mpsc::UnboundedReceiver<DataFailure>, bool)
+) -> (BufReader<R>, bool)
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -266,45 +253,58 @@ where
     let mut buf = Vec::with_capacity(256);
     let mut transfers = Transfers::default();
     loop {
-        let extra = tokio::select! {
+        let failing = transfers.failing();
+        let failed_port = async {
+            match &failing {
+                Some(port) => port.failed().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
             biased;
-            _ = &mut stop => return (backend, failures, false),
-            Some(failure) = failures.recv() => {
-                match transfers.on_failure(failure) {
-                    Some(reply) => reply,
-                    None => continue,
+            _ = &mut stop => return (backend, false),
+            reply = failed_port => {
+                transfers.awaiting_final = false;
+                if write_reply(&client, reply).await.is_err() {
+                    return (backend, true);
                 }
             }
             // Cancel-safe: a partial line stays in `buf` for the next round.
             read = backend.read_until(b'\n', &mut buf) => {
                 match read {
-                    Ok(0) | Err(_) => return (backend, failures, true),
+                    Ok(0) | Err(_) => return (backend, true),
                     Ok(_) => {}
                 }
                 if let Some((rewritten, port)) = session.channels.rewrite_passive_reply(&buf) {
                     buf = rewritten;
-                    transfers.on_passive(port);
+                    transfers = Transfers { current: Some(port), awaiting_final: false };
                 }
                 let code = final_code(&buf).map(str::to_owned);
                 if code.as_deref() == Some("230") && !session.gate.log_in() {
                     tracing::warn!(client = %session.client_ip, "login refused: too many sessions");
                     let _ = write_reply(&client, REPLY_TOO_MANY_SESSIONS).await;
-                    return (backend, failures, true);
+                    return (backend, true);
+                }
+                match code.as_deref() {
+                    Some(c) if c.starts_with('1') => {
+                        if let Some(reply) = transfers.on_preliminary(&session.channels).await {
+                            buf.clear();
+                            if write_reply(&client, reply).await.is_err() {
+                                return (backend, true);
+                            }
+                            continue;
+                        }
+                    }
+                    Some(_) => transfers.awaiting_final = false,
+                    None => {}
                 }
                 let mut w = client.lock().await;
                 if w.write_all(&buf).await.is_err() || w.flush().await.is_err() {
-                    return (backend, failures, true);
+                    return (backend, true);
                 }
                 drop(w);
                 buf.clear();
-                match transfers.on_reply(code.as_deref()) {
-                    Some(reply) => reply,
-                    None => continue,
-                }
             }
-        };
-        if write_reply(&client, extra).await.is_err() {
-            return (backend, failures, true);
         }
     }
 }
@@ -331,14 +331,12 @@ async fn login_deadline(session: &Session, deadline: tokio::time::Instant) -> &'
     }
 }
 
-/// Relays one client session. `backend` is libunftp's end of a loopback pair;
-/// data connection failures arrive on `failures`.
+/// Relays one client session. `backend` is libunftp's end of a loopback pair.
 pub async fn relay(
     client: TcpStream,
     backend: TcpStream,
     tls: Arc<rustls::ServerConfig>,
     session: Arc<Session>,
-    failures: mpsc::UnboundedReceiver<DataFailure>,
 ) -> std::io::Result<()> {
     let deadline = tokio::time::Instant::now() + session.login_timeout;
     let (backend_read, mut backend_write) = backend.into_split();
@@ -353,7 +351,6 @@ pub async fn relay(
         BufReader::new(backend_read),
         writer.clone(),
         session.clone(),
-        failures,
         stop_rx,
     ));
     let mut reader = BufReader::new(client_read);
@@ -381,7 +378,7 @@ pub async fn relay(
     // Take the halves back and upgrade. The client sends nothing until the
     // handshake, so the reader has nothing buffered.
     let _ = stop_tx.send(());
-    let (backend_reader, failures, _closed) = forwarder.await.map_err(std::io::Error::other)?;
+    let (backend_reader, _closed) = forwarder.await.map_err(std::io::Error::other)?;
     if !reader.buffer().is_empty() {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidData,
@@ -412,7 +409,6 @@ pub async fn relay(
         backend_reader,
         writer.clone(),
         session.clone(),
-        failures,
         stop_rx,
     ));
     let mut reader = BufReader::new(tls_read);

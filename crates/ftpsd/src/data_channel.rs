@@ -16,22 +16,24 @@
 //!
 //! A connection that stays silent fails after the handshake timeout, a
 //! client that never connects after the connect timeout, both with `425`.
-//! Each failure ends the passive port and is reported to the relay as a
-//! [`DataFailure`], which answers it on the control connection in place of
-//! the transfer's final reply; libunftp never sees such a connection, so a
-//! failed upload never touches a file.
+//! Each outcome is recorded in the port's [`DataPort`], which the relay
+//! reads: a failure is answered in place of the transfer's `1xx`, or of its
+//! final reply if the `1xx` went out first (see [`crate::data_port`] for
+//! when the `1xx` waits, and which connections give a session ticket).
+//! libunftp never sees a refused connection, so a failed upload never
+//! touches a file.
 //!
 //! Behind a load balancer that rewrites sources every client has the same
 //! address: the address check binds nothing there, resumption does.
 
+use crate::data_port::{DataPort, PortState, Watched};
 use crate::tls::SessionTls;
+use rustls::ServerConfig;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
-use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_rustls::server::TlsStream;
 
@@ -41,14 +43,6 @@ const DATA_BUFFER: usize = 256 * 1024;
 const REVERSE_BUFFER: usize = 8 * 1024;
 /// Connections accepted on one passive port while their handshakes run.
 const MAX_PENDING_HANDSHAKES: usize = 8;
-
-/// A data connection that failed, and the reply that ends its transfer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DataFailure {
-    /// The passive port it was opened on.
-    pub port: u16,
-    pub reply: &'static str,
-}
 
 /// How data connections are checked.
 #[derive(Debug, Clone, Copy)]
@@ -68,11 +62,10 @@ pub struct DataChannels {
     listen_ip: IpAddr,
     tls: SessionTls,
     policy: DataPolicy,
-    /// The transfer command sent for the current passive port is an upload.
-    upload_pending: AtomicBool,
-    /// libunftp's loopback port -> public port.
-    ports: Mutex<HashMap<u16, u16>>,
-    failures: mpsc::UnboundedSender<DataFailure>,
+    /// libunftp's loopback port -> public port and its state.
+    ports: Mutex<HashMap<u16, (u16, Arc<DataPort>)>>,
+    /// The port of the latest passive reply, which the next transfer uses.
+    current: Mutex<Option<Arc<DataPort>>>,
 }
 
 const REPLY_NOT_RESUMED: &str =
@@ -84,41 +77,45 @@ const REPLY_INTERNAL: &str = "425 Data connection failed on the server side.";
 
 /// Why a handshake did not give a data connection.
 enum Handshake {
-    Done(Box<TlsStream<TcpStream>>),
+    Done(Box<TlsStream<Watched>>),
     Failed(std::io::Error),
     TimedOut,
 }
 
 impl DataChannels {
-    /// Also returns where the session's relay receives the failures.
     pub fn new(
         client_ip: IpAddr,
         listen_ip: IpAddr,
         tls: SessionTls,
         policy: DataPolicy,
-    ) -> (Arc<Self>, mpsc::UnboundedReceiver<DataFailure>) {
-        let (failures, received) = mpsc::unbounded_channel();
-        let this = Arc::new(Self {
+    ) -> Arc<Self> {
+        Arc::new(Self {
             client_ip,
             listen_ip,
             tls,
             policy,
-            upload_pending: AtomicBool::new(false),
             ports: Mutex::new(HashMap::new()),
-            failures,
-        });
-        (this, received)
+            current: Mutex::new(None),
+        })
+    }
+
+    /// How long a transfer's `1xx` may wait for a handshake under way.
+    pub fn handshake_timeout(&self) -> Duration {
+        self.policy.handshake_timeout
     }
 
     /// Replaces libunftp's loopback port in a `227` or `229` reply by the
-    /// public one; also returns the public port.
-    pub fn rewrite_passive_reply(&self, line: &[u8]) -> Option<(Vec<u8>, u16)> {
+    /// public one; also returns the public port's state.
+    pub fn rewrite_passive_reply(&self, line: &[u8]) -> Option<(Vec<u8>, Arc<DataPort>)> {
         let text = std::str::from_utf8(line).ok()?;
         let map = |internal: u16| {
-            self.ports
+            let (public, port) = self
+                .ports
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .remove(&internal)
+                .remove(&internal)?;
+            *self.current() = Some(port.clone());
+            Some((public, port))
         };
         if text.starts_with("227 ") {
             // 227 Entering Passive Mode (h1,h2,h3,h4,p1,p2)
@@ -131,7 +128,7 @@ impl DataChannels {
             let [h1, h2, h3, h4, p1, p2] = numbers[..] else {
                 return None;
             };
-            let public = map(p1 * 256 + p2)?;
+            let (public, port) = map(p1 * 256 + p2)?;
             let line = format!(
                 "{}({h1},{h2},{h3},{h4},{},{}){}",
                 &text[..open],
@@ -139,50 +136,42 @@ impl DataChannels {
                 public % 256,
                 &text[close + 1..]
             );
-            return Some((line.into_bytes(), public));
+            return Some((line.into_bytes(), port));
         }
         if text.starts_with("229 ") {
             // 229 Entering Extended Passive Mode (|||port|)
             let open = text.find("(|||")?;
             let close = text[open..].find("|)")? + open;
-            let public = map(text[open + 4..close].parse().ok()?)?;
+            let (public, port) = map(text[open + 4..close].parse().ok()?)?;
             let line = format!("{}(|||{public}|){}", &text[..open], &text[close + 2..]);
-            return Some((line.into_bytes(), public));
+            return Some((line.into_bytes(), port));
         }
         None
     }
 
-    /// The relay forwarded a command: a transfer (`upload` or not) or a new
-    /// passive port (not an upload until told otherwise).
+    fn current(&self) -> std::sync::MutexGuard<'_, Option<Arc<DataPort>>> {
+        self.current
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The relay forwarded a command: a transfer on the current port
+    /// (`upload` or not), or anything else.
     pub fn command_forwarded(&self, verb: &str) {
         let upload = match verb {
             "STOR" | "APPE" | "STOU" => true,
-            "RETR" | "LIST" | "NLST" | "MLSD" | "PASV" | "EPSV" => false,
+            "RETR" | "LIST" | "NLST" | "MLSD" => false,
             _ => return,
         };
-        self.upload_pending.store(upload, Ordering::Relaxed);
+        if let Some(port) = &*self.current() {
+            port.command_forwarded(upload);
+        }
     }
 
-    fn fail(&self, port: u16, reply: &'static str) {
-        let _ = self.failures.send(DataFailure { port, reply });
-    }
-
-    /// One handshake on an accepted connection, bounded by the handshake
-    /// timeout. The configuration is chosen once the ClientHello is in: by
-    /// then a client that sends its transfer command first has sent it.
-    async fn handshake(self: Arc<Self>, stream: TcpStream) -> Handshake {
-        let _ = stream.set_nodelay(true);
-        let handshake = async {
-            let start =
-                tokio_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), stream)
-                    .await?;
-            let config = if self.upload_pending.load(Ordering::Relaxed) {
-                self.tls.upload.clone()
-            } else {
-                self.tls.data.clone()
-            };
-            start.into_stream(config).await
-        };
+    /// One handshake on an accepted connection, bounded by the handshake timeout.
+    async fn handshake(self: Arc<Self>, stream: Watched, config: Arc<ServerConfig>) -> Handshake {
+        let _ = stream.stream().set_nodelay(true);
+        let handshake = tokio_rustls::TlsAcceptor::from(config).accept(stream);
         match tokio::time::timeout(self.policy.handshake_timeout, handshake).await {
             Ok(Ok(tls)) => Handshake::Done(Box::new(tls)),
             Ok(Err(e)) => Handshake::Failed(e),
@@ -192,8 +181,14 @@ impl DataChannels {
 
     /// Waits for the session's data connection on `public` (see the module
     /// documentation) and pipes it to libunftp's loopback port `internal`.
-    async fn serve(self: Arc<Self>, public: TcpListener, internal: SocketAddr) {
+    async fn serve(
+        self: Arc<Self>,
+        public: TcpListener,
+        internal: SocketAddr,
+        state: Arc<DataPort>,
+    ) {
         let port = public.local_addr().map_or(0, |a| a.port());
+        let config = self.tls.for_port(state.clone());
         let connect_deadline = tokio::time::Instant::now() + self.policy.connect_timeout;
         let mut handshakes = JoinSet::new();
         let mut listening = Some(public);
@@ -202,7 +197,12 @@ impl DataChannels {
             tokio::select! {
                 accepted = async { listening.as_ref().expect("checked").accept().await }, if can_accept => match accepted {
                     Ok((stream, peer)) if peer.ip() == self.client_ip => {
-                        handshakes.spawn(self.clone().handshake(stream));
+                        match state.accept(stream) {
+                            Ok(watched) => {
+                                handshakes.spawn(self.clone().handshake(watched, config.clone()));
+                            }
+                            Err(e) => tracing::warn!(error = %e, port, "data connection dropped: no descriptor left"),
+                        }
                     }
                     Ok((_, peer)) => {
                         tracing::warn!(peer = %peer, client = %self.client_ip, port, "data connection from another address refused");
@@ -214,10 +214,11 @@ impl DataChannels {
                         Ok(Handshake::Done(mut tls)) => {
                             let resumed = tls.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
                             if resumed || !self.policy.require_session_reuse {
+                                state.decide(PortState::Connected);
                                 break tls;
                             }
                             tracing::warn!(client = %self.client_ip, port, "data connection refused: it did not resume the control connection's TLS session");
-                            self.fail(port, REPLY_NOT_RESUMED);
+                            state.decide(PortState::Failed(REPLY_NOT_RESUMED));
                             // A clean TLS close (no data), so that the client reads the 522.
                             let _ = tokio::time::timeout(
                                 Duration::from_secs(1),
@@ -227,15 +228,15 @@ impl DataChannels {
                         }
                         Ok(Handshake::Failed(e)) => {
                             tracing::warn!(client = %self.client_ip, port, error = %e, "data connection TLS handshake failed");
-                            self.fail(port, REPLY_HANDSHAKE_FAILED);
+                            state.decide(PortState::Failed(REPLY_HANDSHAKE_FAILED));
                         }
                         Ok(Handshake::TimedOut) => {
                             tracing::warn!(client = %self.client_ip, port, "data connection TLS handshake timed out");
-                            self.fail(port, REPLY_HANDSHAKE_TIMEOUT);
+                            state.decide(PortState::Failed(REPLY_HANDSHAKE_TIMEOUT));
                         }
                         Err(e) => {
                             tracing::error!(error = %e, port, "data handshake task failed");
-                            self.fail(port, REPLY_INTERNAL);
+                            state.decide(PortState::Failed(REPLY_INTERNAL));
                         }
                     }
                     return;
@@ -245,7 +246,7 @@ impl DataChannels {
                     listening = None;
                     if handshakes.is_empty() {
                         tracing::info!(client = %self.client_ip, port, "no data connection in time");
-                        self.fail(port, REPLY_NO_CONNECTION);
+                        state.decide(PortState::Failed(REPLY_NO_CONNECTION));
                         return;
                     }
                 }
@@ -258,13 +259,13 @@ impl DataChannels {
             Ok(b) => b,
             Err(e) => {
                 tracing::warn!(error = %e, port, "cannot reach libunftp's data port");
-                self.fail(port, REPLY_INTERNAL);
+                state.decide(PortState::Failed(REPLY_INTERNAL));
                 return;
             }
         };
         let _ = backend.set_nodelay(true);
         // Ends with close_notify to the client once libunftp closes its side.
-        let (to_backend, to_client) = if self.upload_pending.load(Ordering::Relaxed) {
+        let (to_backend, to_client) = if state.is_upload() {
             (DATA_BUFFER, REVERSE_BUFFER)
         } else {
             (REVERSE_BUFFER, DATA_BUFFER)
@@ -331,12 +332,13 @@ impl libunftp::options::Binder for PassiveBinder {
         let internal = TcpSocket::new_v4()?;
         internal.bind((Ipv4Addr::LOCALHOST, 0).into())?;
         let internal_addr = internal.local_addr()?;
+        let state = DataPort::new();
         self.channels
             .ports
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(internal_addr.port(), public_port);
-        tokio::spawn(self.channels.clone().serve(public, internal_addr));
+            .insert(internal_addr.port(), (public_port, state.clone()));
+        tokio::spawn(self.channels.clone().serve(public, internal_addr, state));
         Ok(internal)
     }
 }
@@ -357,34 +359,39 @@ mod tests {
             .with_no_client_auth()
             .with_cert_resolver(Arc::new(rustls::server::ResolvesServerCertUsingSni::new())),
         );
-        let tls = SessionTls {
-            control: config.clone(),
-            data: config.clone(),
-            upload: config,
-        };
+        let tls = SessionTls::for_tests(config);
         let policy = DataPolicy {
             require_session_reuse: true,
             connect_timeout: Duration::from_secs(1),
             handshake_timeout: Duration::from_secs(1),
         };
-        let (channels, _failures) = DataChannels::new(
+        let channels = DataChannels::new(
             Ipv4Addr::LOCALHOST.into(),
             Ipv4Addr::LOCALHOST.into(),
             tls,
             policy,
         );
-        channels.ports.lock().unwrap().insert(40001, 30005);
-        channels.ports.lock().unwrap().insert(40002, 30006);
+        let (first, second) = (DataPort::new(), DataPort::new());
+        channels
+            .ports
+            .lock()
+            .unwrap()
+            .insert(40001, (30005, first.clone()));
+        channels
+            .ports
+            .lock()
+            .unwrap()
+            .insert(40002, (30006, second.clone()));
         let (out, port) = channels
             .rewrite_passive_reply(b"227 Entering Passive Mode (10,0,0,5,156,65)\r\n")
             .unwrap();
         assert_eq!(out, b"227 Entering Passive Mode (10,0,0,5,117,53)\r\n");
-        assert_eq!(port, 30005);
+        assert!(Arc::ptr_eq(&port, &first));
         let (out, port) = channels
             .rewrite_passive_reply(b"229 Entering Extended Passive Mode (|||40002|)\r\n")
             .unwrap();
         assert_eq!(out, b"229 Entering Extended Passive Mode (|||30006|)\r\n");
-        assert_eq!(port, 30006);
+        assert!(Arc::ptr_eq(&port, &second));
         assert!(
             channels
                 .rewrite_passive_reply(b"229 Entering Extended Passive Mode (|||40002|)\r\n")

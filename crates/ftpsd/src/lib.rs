@@ -57,6 +57,7 @@ pub mod admission;
 pub mod config;
 pub mod control_channel;
 pub mod data_channel;
+pub mod data_port;
 pub mod login_guard;
 pub mod metrics;
 pub mod server;

@@ -207,7 +207,7 @@ impl Ftpsd {
             ),
         };
         let control_tls = tls.control.clone();
-        let (channels, failures) = DataChannels::new(peer.ip(), local_ip, tls, policy);
+        let channels = DataChannels::new(peer.ip(), local_ip, tls, policy);
         let server = self
             .session_server(peer.ip(), local_ip, channels.clone())
             .map_err(std::io::Error::other)?;
@@ -218,8 +218,7 @@ impl Ftpsd {
             gate,
             login_timeout: self.config.login_timeout(),
         });
-        let relayed =
-            crate::control_channel::relay(client, ours, control_tls, session, failures).await;
+        let relayed = crate::control_channel::relay(client, ours, control_tls, session).await;
         // The relay closed libunftp's end; its session winds down by itself.
         let _ = tokio::time::timeout(std::time::Duration::from_secs(10), backend).await;
         relayed

@@ -10,6 +10,7 @@
 //! client comes from the same address (see [`crate::data_channel`]).
 
 use crate::config::{TlsConfig, TlsVersion};
+use crate::data_port::{DataPort, PortTickets};
 use rustls::ServerConfig;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -45,20 +46,14 @@ pub struct TlsConfigs {
 /// One control connection's TLS: the control and data configurations share
 /// its own session store and ticket key.
 ///
-/// A data connection gives the client one new TLS 1.3 ticket, except the
-/// connection of an upload: some clients (curl with OpenSSL) resume each
-/// ticket once only, and need a fresh one for their next transfer; others
-/// (lftp) never read the data connection of an upload, and closing a socket
-/// with unread data makes the kernel send a reset that discards the end of
-/// the upload still queued there. Such clients send the upload command
-/// before their handshake, so [`crate::data_channel`] knows which to use.
+/// A data connection gives the client one new TLS 1.3 ticket (some clients,
+/// curl with OpenSSL among them, resume each ticket once only and need a
+/// fresh one for their next transfer), unless its port says otherwise
+/// ([`crate::data_port`]: some clients never read an upload's connection).
 #[derive(Debug, Clone)]
 pub struct SessionTls {
     pub control: Arc<ServerConfig>,
-    /// For downloads and listings: one ticket.
-    pub data: Arc<ServerConfig>,
-    /// For uploads: no ticket.
-    pub upload: Arc<ServerConfig>,
+    data: Arc<ServerConfig>,
 }
 
 /// Sessions one control connection's store keeps: its own, and a few more
@@ -73,13 +68,31 @@ impl TlsConfigs {
         control.ticketer = rustls::crypto::ring::Ticketer::new()?;
         let mut data = control.clone();
         data.send_tls13_tickets = 1;
-        let mut upload = control.clone();
-        upload.send_tls13_tickets = 0;
         Ok(SessionTls {
             control: Arc::new(control),
             data: Arc::new(data),
-            upload: Arc::new(upload),
         })
+    }
+}
+
+impl SessionTls {
+    #[cfg(test)]
+    pub fn for_tests(config: Arc<ServerConfig>) -> Self {
+        Self {
+            control: config.clone(),
+            data: config,
+        }
+    }
+
+    /// The configuration of one passive port's data connections: the
+    /// session's, with tickets issued as the port allows.
+    pub fn for_port(&self, port: Arc<DataPort>) -> Arc<ServerConfig> {
+        let mut data = (*self.data).clone();
+        data.ticketer = Arc::new(PortTickets {
+            session: self.data.ticketer.clone(),
+            port,
+        });
+        Arc::new(data)
     }
 }
 

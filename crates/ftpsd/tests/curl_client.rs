@@ -6,13 +6,7 @@ use common::*;
 use std::process::Command;
 
 fn assert_success(out: &std::process::Output, server: &Ftpsd, what: &str) {
-    assert!(
-        out.status.success(),
-        "curl {what} failed ({}):\n{}\nserver log:\n{}",
-        out.status,
-        stderr(out),
-        server.log()
-    );
+    assert_transfers_succeeded(out, what, || server.log());
 }
 
 /// Asserts that curl's `-v` output shows `reply` as the first reply after `command`.

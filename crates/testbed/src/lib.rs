@@ -69,23 +69,51 @@ pub fn free_port() -> Result<u16, Error> {
 }
 
 /// The first of `n` consecutive loopback ports that are all free now (an
-/// FTP server's passive range): the kernel picks where to start, as for
-/// [`free_port`], and a start whose range is partly taken is tried again.
+/// FTP server's passive range). The block is taken below the kernel's
+/// ephemeral range (`net.ipv4.ip_local_port_range`), where no outgoing
+/// connection of this or an earlier test sits, at a random start, so that
+/// tests running at once rarely pick overlapping blocks.
 pub fn free_port_range(n: u16) -> Result<u16, Error> {
+    const LOWEST: u16 = 10_000;
+    let ephemeral = fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32_768);
+    let starts = ephemeral.saturating_sub(LOWEST).saturating_sub(n);
+    if starts == 0 {
+        return Err(Error::Io {
+            what: format!(
+                "find {n} consecutive free ports below the ephemeral range ({ephemeral})"
+            ),
+            source: io::Error::from(io::ErrorKind::AddrInUse),
+        });
+    }
     let free = |p: u16| TcpListener::bind((Ipv4Addr::LOCALHOST, p)).is_ok();
-    for _ in 0..200 {
-        let first = free_port()?;
-        if first
-            .checked_add(n)
-            .is_some_and(|end| (first..end).all(free))
-        {
+    for attempt in 0..200u64 {
+        let first = LOWEST + (random_u64(attempt) % u64::from(starts)) as u16;
+        if (first..first + n).all(free) {
             return Ok(first);
         }
     }
     Err(Error::Io {
-        what: format!("find {n} consecutive free ports"),
+        what: format!("find {n} consecutive free ports between {LOWEST} and {ephemeral}"),
         source: io::Error::from(io::ErrorKind::AddrInUse),
     })
+}
+
+/// A number that differs between calls and processes (std's per-process
+/// random hash keys, the time and `salt`); good enough to spread port blocks.
+fn random_u64(salt: u64) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(salt);
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    hasher.write_u32(std::process::id());
+    hasher.finish()
 }
 
 /// Another workspace crate's binary, as cargo built it for this test run:

@@ -262,10 +262,15 @@ max_concurrent_checks = {checks}
         command
     }
 
-    /// curl's options for TLS against the test CA as [`USER`] (repeated after `--next`).
+    /// curl's options for TLS against the test CA as [`USER`] (repeated
+    /// after `--next`). Each transfer writes its own result to stderr
+    /// ([`assert_transfers_succeeded`]): with `--next`, curl's exit status is
+    /// the last transfer's only.
     pub fn curl_options(&self) -> Vec<String> {
         [
             "-sS",
+            "--write-out",
+            CURL_TRANSFER_LINE,
             "--ssl-reqd",
             "--max-time",
             "60",
@@ -277,6 +282,28 @@ max_concurrent_checks = {checks}
         .map(str::to_owned)
         .to_vec()
     }
+}
+
+/// What curl writes to stderr after each transfer (`--write-out`).
+const CURL_TRANSFER_LINE: &str =
+    "%{stderr}curl transfer: exit=%{exitcode} reply=%{response_code} %{url_effective}\n";
+
+/// Asserts that every transfer of a curl run reported exit 0, and that the
+/// run reported at least one.
+pub fn assert_transfers_succeeded(out: &Output, what: &str, server_log: impl Fn() -> String) {
+    let log = stderr(out);
+    let results: Vec<&str> = log
+        .lines()
+        .filter(|l| l.starts_with("curl transfer: "))
+        .collect();
+    assert!(
+        out.status.success()
+            && !results.is_empty()
+            && results.iter().all(|l| l.contains(" exit=0 ")),
+        "curl {what} failed ({}):\n{log}\nserver log:\n{}",
+        out.status,
+        server_log()
+    );
 }
 
 /// Spawns every command at once, then waits for all of them; each is
