@@ -16,7 +16,7 @@ cd "$ROOT"
 APT_PACKAGES=(
   build-essential musl-tools pkg-config ca-certificates curl jq openssl procps psmisc iproute2 shellcheck
   nginx php-fpm php-mysql mariadb-server mariadb-client influxdb influxdb-client
-  lftp openssh-server openssh-client vsftpd supervisor tini
+  lftp rclone openssh-server openssh-client vsftpd supervisor tini
   wordpress wordpress-theme-twentytwentythree phpmyadmin
   nftables libcap2-bin testssl.sh
 )
@@ -50,7 +50,7 @@ install_tools() {
   # Each tool the steps call must now exist: a missing one is a failure, not a skip.
   local tool
   for tool in cargo-nextest shellcheck hadolint checkov kubernetes-validate mariadbd mariadb-dump influxd influx nginx \
-    php-fpm8.2 lftp sshd vsftpd supervisord tini jq curl kubectl pytest nft setcap testssl ssh-audit; do
+    php-fpm8.2 lftp rclone sshd vsftpd supervisord tini jq curl kubectl pytest nft setcap testssl ssh-audit; do
     command -v "$tool" >/dev/null || { echo "required tool not installed: $tool" >&2; return 1; }
   done
 }
