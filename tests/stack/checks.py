@@ -3,8 +3,8 @@
 
     checks.py PHASE...
 
-Each phase is a group of checks (see PHASES); each prints PASS or FAIL with
-what it saw. Exit status 0 when every check passed.
+Each phase is a group of checks registered with @phase (phases.py); each
+prints PASS or FAIL with what it saw. Exit status 0 when every check passed.
 """
 
 from __future__ import annotations
@@ -22,22 +22,14 @@ import traceback
 
 import requests
 
+from phases import REGISTRY, phase
+
 LB = os.environ["LB_IP"]
 SECRETS = os.environ["SECRETS_DIR"]
 WORK = os.environ["STACK_WORK"]
 
 LOCAL = os.path.join(SECRETS, "local")  # what only the user has
 CA = os.path.join(SECRETS, "ft-tls", "ca.crt")
-
-PHASES: dict[str, list] = {}
-
-
-def phase(name: str):
-    def register(fn):
-        PHASES.setdefault(name, []).append(fn)
-        return fn
-    return register
-
 
 def expect(cond: bool, what: str) -> None:
     if not cond:
@@ -831,7 +823,7 @@ def ssh_login_with_password() -> str:
 def main() -> int:
     failed = 0
     for name in sys.argv[1:]:
-        for check in PHASES[name]:
+        for check in REGISTRY[name].checks:
             started = time.monotonic()
             try:
                 detail = check()
