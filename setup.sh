@@ -494,10 +494,11 @@ dbs=$(mariadb -N -B -e "SELECT schema_name FROM information_schema.schemata WHER
 exec mariadb-dump --single-transaction --quick --routines --events --triggers --add-drop-database --databases $dbs'
 # The dump drops and recreates each database it holds, in one client session.
 RESTORE_CMD[mysql]='exec mariadb'
-# InfluxDB, in the pod: `q` runs a query as admin; `points WHERE` counts the
+# InfluxDB, in the pod: `q` runs a query as admin (the CLI reads the password
+# from INFLUX_PASSWORD, never from its command line); `points WHERE` counts the
 # points (every field of every measurement) of a database and RP before a time.
 # shellcheck disable=SC2016
-INFLUX_SH='q() { influx -host 127.0.0.1 -port 8086 -username admin -password "$(cat /run/secrets/ft-influxdb/admin-password)" -format csv -execute "$1"; }
+INFLUX_SH='q() { INFLUX_PASSWORD=$(cat /run/secrets/ft-influxdb/admin-password) influx -host 127.0.0.1 -port 8086 -username admin -format csv -execute "$1"; }
 points() { q "SELECT count(*) FROM $1../.*/ WHERE time < ${2}s" | awk -F, '\''$2 != "time" { for (i = 3; i <= NF; i++) n += $i } END { print n + 0 }'\''; }'
 # InfluxDB's portable backup of `metrics` (over its loopback RPC port), as a
 # tar, with the number of points older than the backup's start: all of them

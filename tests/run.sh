@@ -75,12 +75,13 @@ step_manifests() { tests/policy/manifests.sh; }
 step_setup_flow() { python3 -m pytest -q -p no:cacheprovider tests/policy/test_setup_flow.py; }
 
 # Every Dockerfile: hadolint (ignored rules, and why, in docker/.hadolint.yaml),
-# then what a build would fetch (tests/policy/test_images.py).
+# then what a build would fetch (tests/policy/test_images.py) and what the
+# images run at versions the stack test cannot (tests/policy/test_versions.py).
 step_dockerfiles() {
   local files
   mapfile -t files < <(git ls-files 'docker/*Dockerfile')
   hadolint --config docker/.hadolint.yaml "${files[@]}"
-  python3 -m pytest -q -p no:cacheprovider tests/policy/test_images.py
+  python3 -m pytest -q -p no:cacheprovider tests/policy/test_images.py tests/policy/test_versions.py
 }
 
 # Every image's processes on this host, one network namespace per pod, then

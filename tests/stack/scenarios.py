@@ -184,8 +184,8 @@ FTPS_STATE = ("cd /var/lib/ftps && find . -mindepth 1 -path ./.uploads -prune -o
 def influx_in_pod(kubelet: Kubelet, *options: str) -> subprocess.CompletedProcess:
     """The influx CLI in the influxdb pod, as admin, with these options."""
     return in_pod(kubelet.pods["influxdb"], "sh", "-c",
-                  'influx -host 127.0.0.1 -port 8086 -username admin'
-                  ' -password "$(cat /run/secrets/ft-influxdb/admin-password)" "$@"', "influx", *options)
+                  'INFLUX_PASSWORD=$(cat /run/secrets/ft-influxdb/admin-password)'
+                  ' influx -host 127.0.0.1 -port 8086 -username admin "$@"', "influx", *options)
 
 
 def data_state(kubelet: Kubelet, before: int) -> dict[str, str]:
