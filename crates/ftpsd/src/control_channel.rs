@@ -20,10 +20,16 @@
 //! that has not logged in by the deadline or was evicted (`421`).
 
 use crate::admission::Gate;
+use crate::conversation::{Answer, Conversation};
 use crate::data_channel::DataChannels;
 use crate::data_port::{DataPort, PortState};
+use crate::features::{Mfmt, REPLY_MFMT_SYNTAX};
+use crate::paths::Target;
+use crate::storage::SessionHome;
+use crate::tls_sessions::SessionId;
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
@@ -112,10 +118,13 @@ enum Verdict {
     StartTls,
     /// Answer this reply without asking libunftp.
     Refuse(&'static str),
+    /// `MFMT`, which the relay does itself.
+    Mfmt,
 }
 
-/// What libunftp supports, plus the TLS commands the relay handles.
-const FEAT_REPLY: &str = "211-Extensions supported:\r\n AUTH TLS\r\n EPSV\r\n MDTM\r\n MLSD\r\n MLST\r\n PBSZ\r\n PROT\r\n REST STREAM\r\n SIZE\r\n UTF8\r\n211 END";
+/// The reply to `FEAT`, built once from [`crate::features::FEATURES`].
+static FEAT_REPLY: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(crate::features::feat_reply);
 
 #[derive(Debug, Default)]
 struct State {
@@ -132,14 +141,15 @@ impl State {
             return match verb.as_str() {
                 "AUTH" if arg == "TLS" || arg == "SSL" || arg == "TLS-C" => Verdict::StartTls,
                 "AUTH" => Verdict::Refuse("504 Only AUTH TLS is supported."),
-                "FEAT" => Verdict::Refuse(FEAT_REPLY),
+                "FEAT" => Verdict::Refuse(&FEAT_REPLY),
                 "NOOP" | "HELP" | "SYST" | "QUIT" => Verdict::Forward,
                 _ => Verdict::Refuse("530 TLS required: send AUTH TLS first."),
             };
         }
         match verb.as_str() {
             "AUTH" => Verdict::Refuse("503 TLS is already active."),
-            "FEAT" => Verdict::Refuse(FEAT_REPLY),
+            "FEAT" => Verdict::Refuse(&FEAT_REPLY),
+            "MFMT" => Verdict::Mfmt,
             "CCC" => Verdict::Refuse("534 The control connection stays encrypted."),
             "PBSZ" => Verdict::Refuse("200 PBSZ=0"),
             "PROT" if arg == "P" => {
@@ -193,38 +203,37 @@ use tokio::io::AsyncReadExt as _;
 
 type SharedWriter<W> = Arc<tokio::sync::Mutex<W>>;
 
-/// Where a session's replies stand, for answering failed data connections.
+/// The passive port of the latest `227`/`229`, whose data connection the
+/// next transfer uses.
 #[derive(Debug, Default)]
 struct Transfers {
-    /// The passive port of the latest `227`/`229`.
     current: Option<Arc<DataPort>>,
-    /// A transfer's `1xx` went out and its final reply has not.
-    awaiting_final: bool,
 }
 
 impl Transfers {
-    /// The port whose failure would end the transfer under way, if any.
-    fn failing(&self) -> Option<Arc<DataPort>> {
-        self.current.clone().filter(|_| self.awaiting_final)
-    }
-
     /// Decides what goes out for a `1xx` of libunftp's: the `1xx` itself
     /// once no data handshake is under way (`None`), or the reply of a data
     /// connection that failed, in its place.
-    async fn on_preliminary(&mut self, channels: &DataChannels) -> Option<&'static str> {
+    async fn on_preliminary(&self, channels: &DataChannels) -> Option<&'static str> {
         let settled = match &self.current {
             Some(port) => port.settle(channels.handshake_timeout()).await,
             None => PortState::Waiting,
         };
         match settled {
-            PortState::Failed(reply) => {
-                self.awaiting_final = false;
-                Some(reply)
+            PortState::Failed(reply) => Some(reply),
+            PortState::Waiting | PortState::Connected => None,
+        }
+    }
+
+    /// Whether a transfer's `2xx` may go out: a download's or listing's
+    /// data must all have been written to the client's connection, its
+    /// `close_notify` included; `false` if that copy was cut short.
+    async fn delivered(&self) -> bool {
+        match &self.current {
+            Some(port) if !port.is_upload() && port.state() == PortState::Connected => {
+                port.delivered().await
             }
-            PortState::Waiting | PortState::Connected => {
-                self.awaiting_final = true;
-                None
-            }
+            _ => true,
         }
     }
 }
@@ -237,6 +246,9 @@ fn final_code(line: &[u8]) -> Option<&str> {
 }
 
 const REPLY_TOO_MANY_SESSIONS: &str = "421 Too many sessions, try again later.";
+/// In place of a transfer's `226` when its data did not all reach the client.
+const REPLY_NOT_DELIVERED: &str =
+    "426 Data connection closed before all data reached the client; transfer aborted.";
 
 /// Copies libunftp's replies to the client until libunftp closes or `stop`
 /// fires, with failed data connections answered and logins admitted.
@@ -252,8 +264,12 @@ where
 {
     let mut buf = Vec::with_capacity(256);
     let mut transfers = Transfers::default();
+    let conversation = &session.conversation;
     loop {
-        let failing = transfers.failing();
+        let failing = transfers
+            .current
+            .clone()
+            .filter(|_| conversation.transfer_pending());
         let failed_port = async {
             match &failing {
                 Some(port) => port.failed().await,
@@ -264,7 +280,7 @@ where
             biased;
             _ = &mut stop => return (backend, false),
             reply = failed_port => {
-                transfers.awaiting_final = false;
+                conversation.transfer_ended();
                 if write_reply(&client, reply).await.is_err() {
                     return (backend, true);
                 }
@@ -277,16 +293,39 @@ where
                 }
                 if let Some((rewritten, port)) = session.channels.rewrite_passive_reply(&buf) {
                     buf = rewritten;
-                    transfers = Transfers { current: Some(port), awaiting_final: false };
+                    transfers.current = Some(port);
                 }
-                let code = final_code(&buf).map(str::to_owned);
-                if code.as_deref() == Some("230") && !session.gate.log_in() {
-                    tracing::warn!(client = %session.client_ip, "login refused: too many sessions");
-                    let _ = write_reply(&client, REPLY_TOO_MANY_SESSIONS).await;
-                    return (backend, true);
+                let Some(code) = final_code(&buf).map(str::to_owned) else {
+                    // A continuation line: the client's unless an injected
+                    // command's reply (single lines, in practice) is next.
+                    if conversation.next_is_injected() {
+                        buf.clear();
+                        continue;
+                    }
+                    if write_raw(&client, &buf).await.is_err() {
+                        return (backend, true);
+                    }
+                    buf.clear();
+                    continue;
+                };
+                let answer = conversation.answer(&code);
+                if code == "230" {
+                    if !session.gate.log_in() {
+                        tracing::warn!(client = %session.client_ip, "login refused: too many sessions");
+                        let _ = write_reply(&client, REPLY_TOO_MANY_SESSIONS).await;
+                        return (backend, true);
+                    }
+                    if let Some(logged_in) = session.home.get() {
+                        session.tls_id.logged_in(&logged_in.user);
+                    }
                 }
-                match code.as_deref() {
-                    Some(c) if c.starts_with('1') => {
+                match answer {
+                    Answer::Injected(reply) => {
+                        let _ = reply.send(String::from_utf8_lossy(&buf).trim_end().to_owned());
+                        buf.clear();
+                        continue;
+                    }
+                    Answer::Command if code.starts_with('1') => {
                         if let Some(reply) = transfers.on_preliminary(&session.channels).await {
                             buf.clear();
                             if write_reply(&client, reply).await.is_err() {
@@ -294,19 +333,36 @@ where
                             }
                             continue;
                         }
+                        conversation.transfer_started();
                     }
-                    Some(_) => transfers.awaiting_final = false,
-                    None => {}
+                    Answer::TransferFinal if code.starts_with('2') => {
+                        let delivered = tokio::select! {
+                            delivered = transfers.delivered() => delivered,
+                            _ = &mut stop => return (backend, false),
+                        };
+                        if !delivered {
+                            tracing::info!(client = %session.client_ip, "transfer cut short on its way to the client: 426");
+                            buf = format!("{REPLY_NOT_DELIVERED}\r\n").into_bytes();
+                        }
+                    }
+                    _ => {}
                 }
-                let mut w = client.lock().await;
-                if w.write_all(&buf).await.is_err() || w.flush().await.is_err() {
+                if write_raw(&client, &buf).await.is_err() {
                     return (backend, true);
                 }
-                drop(w);
                 buf.clear();
             }
         }
     }
+}
+
+async fn write_raw<W: AsyncWrite + Unpin>(
+    writer: &SharedWriter<W>,
+    bytes: &[u8],
+) -> std::io::Result<()> {
+    let mut w = writer.lock().await;
+    w.write_all(bytes).await?;
+    w.flush().await
 }
 
 /// What a relayed session shares with its reply forwarder.
@@ -317,6 +373,11 @@ pub struct Session {
     pub gate: Gate,
     /// From connect to a successful login.
     pub login_timeout: Duration,
+    /// The account and home once logged in (filled by the storage).
+    pub home: Arc<SessionHome>,
+    /// Names the account of this connection's TLS sessions at login.
+    pub tls_id: Arc<SessionId>,
+    pub conversation: Conversation,
 }
 
 /// Why the command loop stopped before the client or libunftp ended the session.
@@ -364,11 +425,18 @@ pub async fn relay(
             }
         };
         let Some(line) = line else { return Ok(()) };
+        tokio::select! {
+            () = session.conversation.wait_turn(false) => {}
+            _ = &mut forwarder => return Ok(()),
+        }
         match state.judge(&line) {
             Verdict::Forward => {
+                session.conversation.passed_on();
                 write_line(&mut backend_write, &line).await?;
             }
             Verdict::Refuse(reply) => write_reply(&writer, reply).await?,
+            // judge() refuses MFMT before TLS.
+            Verdict::Mfmt => {}
             Verdict::StartTls => {
                 write_reply(&writer, "234 AUTH TLS successful, start TLS negotiation.").await?;
                 break;
@@ -412,6 +480,11 @@ pub async fn relay(
         stop_rx,
     ));
     let mut reader = BufReader::new(tls_read);
+    let mut commands = Commands {
+        session: &session,
+        backend: &mut backend_write,
+        cwd: None,
+    };
     let result = loop {
         let logged_in = session.gate.logged_in();
         let line = tokio::select! {
@@ -431,21 +504,22 @@ pub async fn relay(
             Ok(None) => break Ok(()),
             Err(e) => break Err(e),
         };
-        match state.judge(&line) {
-            Verdict::Forward => {
-                if let Some(verb) = line.split_whitespace().next() {
-                    session
-                        .channels
-                        .command_forwarded(&verb.to_ascii_uppercase());
-                }
-                if let Err(e) = write_line(&mut backend_write, &line).await {
-                    break Err(e);
-                }
-            }
-            Verdict::Refuse(reply) => write_reply(&writer, reply).await?,
-            // judge() never answers StartTls once TLS is on.
-            Verdict::StartTls => {}
+        tokio::select! {
+            () = session.conversation.wait_turn(is_abort(&line)) => {}
+            _ = &mut forwarder => break Ok(()),
         }
+        let reply = match state.judge(&line) {
+            Verdict::Forward => match commands.pass_on(&line).await {
+                Ok(None) => continue,
+                Ok(Some(reply)) => reply,
+                Err(e) => break Err(e),
+            },
+            Verdict::Refuse(reply) => reply.into(),
+            Verdict::Mfmt => commands.mfmt(&line).await,
+            // judge() never answers StartTls once TLS is on.
+            Verdict::StartTls => continue,
+        };
+        write_reply(&writer, &reply).await?;
     };
     // Let libunftp see the end of the session, then close the client side cleanly.
     let _ = backend_write.shutdown().await;
@@ -455,6 +529,97 @@ pub async fn relay(
     forwarder.abort();
     let _ = writer.lock().await.shutdown().await;
     result
+}
+
+/// `ABOR`, which may go to libunftp during a transfer; some clients send
+/// it after Telnet interrupt bytes.
+fn is_abort(line: &str) -> bool {
+    let command = line.trim_start_matches(|c: char| !c.is_ascii_alphabetic());
+    crate::paths::split(command).0 == "ABOR"
+}
+
+/// What the TLS phase does with commands for libunftp, and with those the
+/// relay answers from the session's home.
+struct Commands<'a, W> {
+    session: &'a Session,
+    backend: &'a mut W,
+    /// libunftp's current directory, if known since the last `CWD`/`CDUP`.
+    cwd: Option<PathBuf>,
+}
+
+impl<W: AsyncWrite + Unpin> Commands<'_, W> {
+    /// Passes `line` on to libunftp, or answers it (a transfer of a path
+    /// that is not there: `550`, with no `150` first).
+    async fn pass_on(
+        &mut self,
+        line: &str,
+    ) -> std::io::Result<Option<std::borrow::Cow<'static, str>>> {
+        let (verb, _) = crate::paths::split(line);
+        if matches!(verb.as_str(), "CWD" | "XCWD" | "CDUP" | "XCUP") {
+            self.cwd = None;
+        }
+        if let Some(target) = crate::paths::transfer_target(line)
+            && let Some(reply) = self.missing(target).await
+        {
+            return Ok(Some(reply.into()));
+        }
+        self.session.channels.command_forwarded(&verb);
+        self.session.conversation.passed_on();
+        write_line(self.backend, line).await?;
+        Ok(None)
+    }
+
+    /// The reply for a target that is not there; `None` if it is there, or
+    /// the session has not logged in (libunftp refuses it then).
+    async fn missing(&mut self, target: Target) -> Option<&'static str> {
+        let home = self.session.home.get()?.home.clone();
+        let cwd = self.current_dir().await?;
+        let reply = target.missing_reply();
+        let exists = tokio::task::spawn_blocking(move || target.exists(&home, &cwd))
+            .await
+            .unwrap_or(true);
+        (!exists).then_some(reply)
+    }
+
+    /// libunftp's current directory, asked with an injected `PWD` whose
+    /// reply the client does not see. Only when nothing else is awaited
+    /// from libunftp (the caller has its turn).
+    async fn current_dir(&mut self) -> Option<PathBuf> {
+        if let Some(dir) = &self.cwd {
+            return Some(dir.clone());
+        }
+        let reply = self.session.conversation.inject();
+        write_line(self.backend, "PWD").await.ok()?;
+        let dir = crate::paths::pwd_reply_dir(&reply.await.ok()?)?;
+        self.cwd = Some(dir.clone());
+        Some(dir)
+    }
+
+    /// `MFMT YYYYMMDDHHMMSS path`: sets a file's modification time.
+    async fn mfmt(&mut self, line: &str) -> std::borrow::Cow<'static, str> {
+        let Some(home) = self.session.home.get().map(|l| l.home.clone()) else {
+            return "530 Not logged in.".into();
+        };
+        let Some(mfmt) = Mfmt::parse(crate::paths::split(line).1) else {
+            return REPLY_MFMT_SYNTAX.into();
+        };
+        let Some(cwd) = self.current_dir().await else {
+            return "451 Cannot tell the current directory.".into();
+        };
+        let path = crate::paths::in_home(&crate::paths::resolve(&cwd, &mfmt.path));
+        let time = mfmt.time;
+        let set =
+            tokio::task::spawn_blocking(move || crate::storage::set_modified(&home, &path, time))
+                .await;
+        match set {
+            Ok(Ok(())) => mfmt.reply().into(),
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, path = mfmt.path, "MFMT failed");
+                "550 Cannot set the modification time.".into()
+            }
+            Err(_) => "451 Local error.".into(),
+        }
+    }
 }
 
 async fn write_reply<W: AsyncWrite + Unpin>(

@@ -7,11 +7,13 @@
 //! with the session's own configuration ([`crate::tls::SessionTls`]), and
 //! the first handshake to finish decides:
 //!
-//! - it resumed the control connection's TLS session (or resumption is not
-//!   required): it is the session's data connection, piped to libunftp's
-//!   loopback port in plaintext;
-//! - it did not resume: `522` (another client's connection, or a client that
-//!   cannot resume, such as Python's stock `ftplib`);
+//! - it resumed a TLS session that the server issued to a control connection
+//!   logged in as the same user (or resumption is not required): it is the
+//!   session's data connection, piped to libunftp's loopback port in
+//!   plaintext ([`crate::tls_sessions`]: a client with several control
+//!   connections may resume any of them);
+//! - it did not: `522` (another user's connection, or a client that cannot
+//!   resume, such as Python's stock `ftplib`);
 //! - it failed (plain text, junk): `425`.
 //!
 //! A connection that stays silent fails after the handshake timeout, a
@@ -28,7 +30,7 @@
 
 use crate::data_port::{DataPort, PortState, Watched};
 use crate::tls::SessionTls;
-use rustls::ServerConfig;
+use crate::tls_sessions::Resumption;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -69,7 +71,7 @@ pub struct DataChannels {
 }
 
 const REPLY_NOT_RESUMED: &str =
-    "522 Data connection refused: it must resume the TLS session of the control connection.";
+    "522 Data connection refused: it must resume a TLS session of your control connections.";
 const REPLY_HANDSHAKE_FAILED: &str = "425 Data connection failed: TLS handshake failed.";
 const REPLY_HANDSHAKE_TIMEOUT: &str = "425 Data connection failed: no TLS handshake in time.";
 const REPLY_NO_CONNECTION: &str = "425 No data connection: the client did not connect in time.";
@@ -77,7 +79,7 @@ const REPLY_INTERNAL: &str = "425 Data connection failed on the server side.";
 
 /// Why a handshake did not give a data connection.
 enum Handshake {
-    Done(Box<TlsStream<Watched>>),
+    Done(Box<TlsStream<Watched>>, Arc<Resumption>),
     Failed(std::io::Error),
     TimedOut,
 }
@@ -169,11 +171,12 @@ impl DataChannels {
     }
 
     /// One handshake on an accepted connection, bounded by the handshake timeout.
-    async fn handshake(self: Arc<Self>, stream: Watched, config: Arc<ServerConfig>) -> Handshake {
+    async fn handshake(self: Arc<Self>, stream: Watched, port: Arc<DataPort>) -> Handshake {
         let _ = stream.stream().set_nodelay(true);
+        let (config, resumption) = self.tls.for_connection(port);
         let handshake = tokio_rustls::TlsAcceptor::from(config).accept(stream);
         match tokio::time::timeout(self.policy.handshake_timeout, handshake).await {
-            Ok(Ok(tls)) => Handshake::Done(Box::new(tls)),
+            Ok(Ok(tls)) => Handshake::Done(Box::new(tls), resumption),
             Ok(Err(e)) => Handshake::Failed(e),
             Err(_) => Handshake::TimedOut,
         }
@@ -188,7 +191,6 @@ impl DataChannels {
         state: Arc<DataPort>,
     ) {
         let port = public.local_addr().map_or(0, |a| a.port());
-        let config = self.tls.for_port(state.clone());
         let connect_deadline = tokio::time::Instant::now() + self.policy.connect_timeout;
         let mut handshakes = JoinSet::new();
         let mut listening = Some(public);
@@ -199,7 +201,7 @@ impl DataChannels {
                     Ok((stream, peer)) if peer.ip() == self.client_ip => {
                         match state.accept(stream) {
                             Ok(watched) => {
-                                handshakes.spawn(self.clone().handshake(watched, config.clone()));
+                                handshakes.spawn(self.clone().handshake(watched, state.clone()));
                             }
                             Err(e) => tracing::warn!(error = %e, port, "data connection dropped: no descriptor left"),
                         }
@@ -211,13 +213,13 @@ impl DataChannels {
                 },
                 Some(done) = handshakes.join_next() => {
                     match done {
-                        Ok(Handshake::Done(mut tls)) => {
+                        Ok(Handshake::Done(mut tls, resumption)) => {
                             let resumed = tls.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
-                            if resumed || !self.policy.require_session_reuse {
+                            if (resumed && resumption.same_user()) || !self.policy.require_session_reuse {
                                 state.decide(PortState::Connected);
                                 break tls;
                             }
-                            tracing::warn!(client = %self.client_ip, port, "data connection refused: it did not resume the control connection's TLS session");
+                            tracing::warn!(client = %self.client_ip, port, resumed, "data connection refused: it did not resume a TLS session of this user");
                             state.decide(PortState::Failed(REPLY_NOT_RESUMED));
                             // A clean TLS close (no data), so that the client reads the 522.
                             let _ = tokio::time::timeout(
@@ -254,8 +256,7 @@ impl DataChannels {
         };
         drop(listening);
         handshakes.abort_all();
-        let mut tls = tls;
-        let mut backend = match TcpStream::connect(internal).await {
+        let backend = match TcpStream::connect(internal).await {
             Ok(b) => b,
             Err(e) => {
                 tracing::warn!(error = %e, port, "cannot reach libunftp's data port");
@@ -264,18 +265,59 @@ impl DataChannels {
             }
         };
         let _ = backend.set_nodelay(true);
-        // Ends with close_notify to the client once libunftp closes its side.
-        let (to_backend, to_client) = if state.is_upload() {
-            (DATA_BUFFER, REVERSE_BUFFER)
-        } else {
-            (REVERSE_BUFFER, DATA_BUFFER)
-        };
-        if let Err(e) =
-            tokio::io::copy_bidirectional_with_sizes(&mut tls, &mut backend, to_backend, to_client)
-                .await
-        {
-            tracing::debug!(client = %self.client_ip, port, error = %e, "data connection ended early");
+        pipe(*tls, backend, &state).await;
+        tracing::debug!(client = %self.client_ip, port, "data connection done");
+    }
+}
+
+/// Copies both ways between the client's TLS connection and libunftp's
+/// loopback connection, each direction ended by the end of its stream (to
+/// the client with `close_notify`), and records in `port` whether the
+/// direction to the client completed: the relay holds the transfer's `226`
+/// until then, and answers `426` if it did not. A failed direction ends
+/// both, so that libunftp's side fails too rather than block.
+async fn pipe(tls: TlsStream<Watched>, backend: TcpStream, port: &DataPort) {
+    use tokio::io::AsyncWriteExt as _;
+    let (to_backend_size, to_client_size) = if port.is_upload() {
+        (DATA_BUFFER, REVERSE_BUFFER)
+    } else {
+        (REVERSE_BUFFER, DATA_BUFFER)
+    };
+    let (client_read, mut client_write) = tokio::io::split(tls);
+    let (backend_read, mut backend_write) = backend.into_split();
+    let to_client = async {
+        let mut from = tokio::io::BufReader::with_capacity(to_client_size, backend_read);
+        tokio::io::copy_buf(&mut from, &mut client_write).await?;
+        client_write.shutdown().await
+    };
+    let to_backend = async {
+        let mut from = tokio::io::BufReader::with_capacity(to_backend_size, client_read);
+        tokio::io::copy_buf(&mut from, &mut backend_write).await?;
+        backend_write.shutdown().await
+    };
+    tokio::pin!(to_client, to_backend);
+    let (mut client_done, mut backend_done) = (false, false);
+    while !(client_done && backend_done) {
+        tokio::select! {
+            copied = &mut to_client, if !client_done => {
+                client_done = true;
+                port.copied_to_client(copied.is_ok());
+                if let Err(e) = copied {
+                    tracing::debug!(error = %e, "copy to the client cut short");
+                    break;
+                }
+            }
+            copied = &mut to_backend, if !backend_done => {
+                backend_done = true;
+                if let Err(e) = copied {
+                    tracing::debug!(error = %e, "copy from the client cut short");
+                    break;
+                }
+            }
         }
+    }
+    if !client_done {
+        port.copied_to_client(false);
     }
 }
 

@@ -28,7 +28,6 @@
 //! it sent, so that a connection that fails at once (plain text, another
 //! user's session) is answered in place of the `1xx`.
 
-use rustls::server::ProducesTickets;
 use std::os::fd::OwnedFd;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -68,6 +67,9 @@ pub struct DataPort {
     hello_first: AtomicBool,
     /// The transfer's `1xx` has gone out.
     preliminary_sent: AtomicBool,
+    /// Whether everything libunftp sent reached the client's connection,
+    /// `close_notify` included (`None`: not known yet).
+    delivered: watch::Sender<Option<bool>>,
 }
 
 impl DataPort {
@@ -78,7 +80,30 @@ impl DataPort {
             upload: AtomicBool::new(false),
             hello_first: AtomicBool::new(false),
             preliminary_sent: AtomicBool::new(false),
+            delivered: watch::Sender::new(None),
         })
+    }
+
+    /// Where the port's data connection stands now.
+    pub fn state(&self) -> PortState {
+        *self.state.borrow()
+    }
+
+    /// The copy from libunftp to the client ended: `true` when all of it
+    /// was written to the client's connection and `close_notify` sent.
+    pub fn copied_to_client(&self, complete: bool) {
+        self.delivered.send_replace(Some(complete));
+    }
+
+    /// Waits for the end of the copy to the client (see
+    /// [`DataPort::copied_to_client`]); `false` if it was cut short.
+    pub async fn delivered(&self) -> bool {
+        let mut delivered = self.delivered.subscribe();
+        match delivered.wait_for(Option::is_some).await {
+            Ok(done) => done.unwrap_or(false),
+            // The sender lives as long as `self`.
+            Err(_) => false,
+        }
     }
 
     fn accepted(&self) -> MutexGuard<'_, Vec<Arc<Accepted>>> {
@@ -245,36 +270,5 @@ impl AsyncWrite for Watched {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.stream).poll_shutdown(cx)
-    }
-}
-
-/// The session's ticketer, issuing for one port's connections only what
-/// [`DataPort::gives_ticket`] allows. rustls asks for a ticket when it has
-/// the client's Finished, which is when the decision can be made.
-#[derive(Debug)]
-pub struct PortTickets {
-    pub session: Arc<dyn ProducesTickets>,
-    pub port: Arc<DataPort>,
-}
-
-impl ProducesTickets for PortTickets {
-    fn enabled(&self) -> bool {
-        self.session.enabled()
-    }
-
-    fn lifetime(&self) -> u32 {
-        self.session.lifetime()
-    }
-
-    fn encrypt(&self, plain: &[u8]) -> Option<Vec<u8>> {
-        // rustls sends no NewSessionTicket when this gives none.
-        self.port
-            .gives_ticket()
-            .then(|| self.session.encrypt(plain))
-            .flatten()
-    }
-
-    fn decrypt(&self, cipher: &[u8]) -> Option<Vec<u8>> {
-        self.session.decrypt(cipher)
     }
 }

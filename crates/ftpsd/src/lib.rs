@@ -56,13 +56,17 @@ pub mod accounts;
 pub mod admission;
 pub mod config;
 pub mod control_channel;
+pub mod conversation;
 pub mod data_channel;
 pub mod data_port;
+pub mod features;
 pub mod login_guard;
 pub mod metrics;
+pub mod paths;
 pub mod server;
 pub mod storage;
 pub mod tls;
+pub mod tls_sessions;
 pub mod transfer_log;
 pub mod users;
 

@@ -1,17 +1,18 @@
 //! The accept loop: admits each control connection ([`crate::admission`]:
 //! bounded while not logged in, `max_sessions` once logged in) and starts a
 //! libunftp session for it behind the TLS-terminating relay of
-//! [`crate::control_channel`], with its own TLS session store
+//! [`crate::control_channel`], with its own TLS session id
 //! ([`crate::tls::SessionTls`]) and data channels ([`crate::data_channel`]).
 
 use crate::accounts::{Account, AccountProvider};
 use crate::admission::{Admission, Gate};
 use crate::config::Config;
 use crate::control_channel::{Loopback, Session};
+use crate::conversation::Conversation;
 use crate::data_channel::{DataChannels, DataPolicy, PassiveBinder};
 use crate::login_guard::{LoginGuard, LoginPolicy, SessionLogin};
 use crate::metrics::Metrics;
-use crate::storage::HomeStorage;
+use crate::storage::{HomeStorage, SessionHome};
 use crate::transfer_log::TransferLog;
 use crate::users::Users;
 use libunftp::ServerBuilder;
@@ -196,7 +197,9 @@ impl Ftpsd {
             }
             v4 => v4,
         };
-        let tls = self.tls.for_session().map_err(std::io::Error::other)?;
+        let tls = self.tls.for_session();
+        let tls_id = tls.id.clone();
+        let home = Arc::new(SessionHome::default());
         let policy = DataPolicy {
             require_session_reuse: self.config.tls.require_session_reuse,
             connect_timeout: std::time::Duration::from_secs(
@@ -209,7 +212,7 @@ impl Ftpsd {
         let control_tls = tls.control.clone();
         let channels = DataChannels::new(peer.ip(), local_ip, tls, policy);
         let server = self
-            .session_server(peer.ip(), local_ip, channels.clone())
+            .session_server(peer.ip(), local_ip, channels.clone(), home.clone())
             .map_err(std::io::Error::other)?;
         let backend = tokio::spawn(server.service(theirs));
         let session = Arc::new(Session {
@@ -217,6 +220,9 @@ impl Ftpsd {
             channels,
             gate,
             login_timeout: self.config.login_timeout(),
+            home,
+            tls_id,
+            conversation: Conversation::default(),
         });
         let relayed = crate::control_channel::relay(client, ours, control_tls, session).await;
         // The relay closed libunftp's end; its session winds down by itself.
@@ -231,6 +237,7 @@ impl Ftpsd {
         client_ip: std::net::IpAddr,
         local_ip: std::net::IpAddr,
         channels: Arc<DataChannels>,
+        home: Arc<SessionHome>,
     ) -> Result<libunftp::Server<HomeStorage, Account>, libunftp::ServerError> {
         // PASV announces the configured address, else the address the client reached.
         let passive_host = match (self.passive_address, local_ip) {
@@ -241,7 +248,8 @@ impl Ftpsd {
         let root = self.config.data_root.clone();
         let storage = Box::new(move || {
             // The root was checked at start; losing it later is fatal for the pod anyway.
-            HomeStorage::new(root.clone()).expect("data root must stay an openable directory")
+            HomeStorage::new(root.clone(), home.clone())
+                .expect("data root must stay an openable directory")
         });
         let login = Arc::new(SessionLogin {
             guard: self.guard.clone(),

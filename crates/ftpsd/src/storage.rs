@@ -32,6 +32,44 @@ pub struct HomeStorage {
     home: Option<Arc<cap_std::fs::Dir>>,
     /// Where uploads are written before they are renamed into the home.
     staging: Option<Arc<cap_std::fs::Dir>>,
+    /// Shared with the session's relay.
+    session: Arc<SessionHome>,
+}
+
+/// The logged-in account and its home, shared with the session's relay
+/// ([`crate::control_channel`]), which checks paths and sets modification
+/// times through the same confined directory.
+#[derive(Debug, Default)]
+pub struct SessionHome {
+    logged_in: std::sync::OnceLock<LoggedIn>,
+}
+
+#[derive(Debug)]
+pub struct LoggedIn {
+    pub user: String,
+    pub home: Arc<cap_std::fs::Dir>,
+}
+
+impl SessionHome {
+    /// Set once libunftp has logged the session in.
+    pub fn get(&self) -> Option<&LoggedIn> {
+        self.logged_in.get()
+    }
+}
+
+/// Sets the modification time of the file or directory at `path` beneath
+/// `home` (`MFMT`); symlinks are followed inside the home only.
+pub fn set_modified(
+    home: &cap_std::fs::Dir,
+    path: &Path,
+    time: std::time::SystemTime,
+) -> std::io::Result<()> {
+    let file = if home.metadata(path)?.is_dir() {
+        home.open_dir(path)?.into_std_file()
+    } else {
+        home.open(path)?.into_std()
+    };
+    file.set_modified(time)
 }
 
 /// The staging directory, in the data root: no user name starts with a dot,
@@ -51,12 +89,13 @@ pub fn prepare_staging(data_root: &Path) -> std::io::Result<()> {
 }
 
 impl HomeStorage {
-    pub fn new(root: PathBuf) -> std::io::Result<Self> {
+    pub fn new(root: PathBuf, session: Arc<SessionHome>) -> std::io::Result<Self> {
         Ok(Self {
             inner: Filesystem::new(root.clone())?,
             root,
             home: None,
             staging: None,
+            session,
         })
     }
 
@@ -96,8 +135,14 @@ impl StorageBackend<Account> for HomeStorage {
             .strip_prefix(&self.root)
             .map_err(|_| std::io::Error::other("home is not under the data root"))?;
         let root = cap_std::fs::Dir::open_ambient_dir(&self.root, cap_std::ambient_authority())?;
-        self.home = Some(Arc::new(root.open_dir(relative_home)?));
+        let home = Arc::new(root.open_dir(relative_home)?);
+        self.home = Some(home.clone());
         self.staging = Some(Arc::new(root.open_dir(STAGING)?));
+        // A session logs in once (libunftp refuses a second login).
+        let _ = self.session.logged_in.set(LoggedIn {
+            user: user.name.clone(),
+            home,
+        });
         Ok(())
     }
 

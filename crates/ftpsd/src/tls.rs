@@ -3,20 +3,19 @@
 //! can resume the control connection's session, as FileZilla, WinSCP, lftp
 //! and curl do.
 //!
-//! Each control connection gets a copy with a session store and a ticket key
-//! of its own ([`TlsConfigs::for_session`]): a data connection that resumes
-//! a session of that copy can only be one of that control connection's
-//! client, which is what binds data connections to their session when every
-//! client comes from the same address (see [`crate::data_channel`]).
+//! Each control connection gets a copy whose tickets and cached sessions
+//! name it ([`TlsConfigs::for_session`]); a data connection is accepted when
+//! it resumes a session of a connection logged in as the same user, which
+//! is what binds data connections when every client comes from the same
+//! address ([`crate::tls_sessions`], [`crate::data_channel`]).
 
 use crate::config::{TlsConfig, TlsVersion};
-use crate::data_port::{DataPort, PortTickets};
+use crate::data_port::DataPort;
+use crate::tls_sessions::{Resumption, SessionId, SharedSessions};
 use rustls::ServerConfig;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::server::StoresServerSessions;
-use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// Errors building the TLS configuration.
 #[derive(Debug, thiserror::Error)]
@@ -37,62 +36,66 @@ pub enum TlsError {
     Rustls(#[from] rustls::Error),
 }
 
-/// The configuration every session's TLS is made from.
+/// The configuration every session's TLS is made from, and what all
+/// sessions share (ticket key, session cache, owners: [`crate::tls_sessions`]).
 #[derive(Debug, Clone)]
 pub struct TlsConfigs {
     base: Arc<ServerConfig>,
+    shared: SharedSessions,
 }
 
-/// One control connection's TLS: the control and data configurations share
-/// its own session store and ticket key.
+/// One control connection's TLS: its id, and the configurations of its
+/// control and data connections.
 ///
 /// A data connection gives the client one new TLS 1.3 ticket (some clients,
 /// curl with OpenSSL among them, resume each ticket once only and need a
 /// fresh one for their next transfer), unless its port says otherwise
-/// ([`crate::data_port`]: some clients never read an upload's connection).
+/// ([`crate::data_port`]: some clients never read an upload's connection)
+/// or it did not resume a session of the port's user.
 #[derive(Debug, Clone)]
 pub struct SessionTls {
     pub control: Arc<ServerConfig>,
     data: Arc<ServerConfig>,
+    pub id: Arc<SessionId>,
+    shared: SharedSessions,
 }
 
-/// Sessions one control connection's store keeps: its own, and a few more
-/// should the client reconnect its control channel's TLS.
-const SESSIONS_PER_CONNECTION: usize = 8;
-
 impl TlsConfigs {
-    /// A fresh session store and ticket key for one control connection.
-    pub fn for_session(&self) -> Result<SessionTls, TlsError> {
+    /// A new control connection's TLS.
+    pub fn for_session(&self) -> SessionTls {
+        let id = Arc::new(self.shared.owners.open());
         let mut control = (*self.base).clone();
-        control.session_storage = SessionCache::new(SESSIONS_PER_CONNECTION);
-        control.ticketer = rustls::crypto::ring::Ticketer::new()?;
-        let mut data = control.clone();
+        (control.ticketer, control.session_storage) = self.shared.control(&id);
+        let mut data = (*self.base).clone();
         data.send_tls13_tickets = 1;
-        Ok(SessionTls {
+        SessionTls {
             control: Arc::new(control),
             data: Arc::new(data),
-        })
+            id,
+            shared: self.shared.clone(),
+        }
     }
 }
 
 impl SessionTls {
     #[cfg(test)]
     pub fn for_tests(config: Arc<ServerConfig>) -> Self {
+        let shared = SharedSessions::new().expect("ticket key");
         Self {
             control: config.clone(),
             data: config,
+            id: Arc::new(shared.owners.open()),
+            shared,
         }
     }
 
-    /// The configuration of one passive port's data connections: the
-    /// session's, with tickets issued as the port allows.
-    pub fn for_port(&self, port: Arc<DataPort>) -> Arc<ServerConfig> {
+    /// The configuration of one data connection on `port`, and what its
+    /// handshake resumes.
+    pub fn for_connection(&self, port: Arc<DataPort>) -> (Arc<ServerConfig>, Arc<Resumption>) {
         let mut data = (*self.data).clone();
-        data.ticketer = Arc::new(PortTickets {
-            session: self.data.ticketer.clone(),
-            port,
-        });
-        Arc::new(data)
+        let resumption;
+        (data.ticketer, data.session_storage, resumption) = self.shared.data(&self.id, port);
+        (Arc::new(data), resumption)
     }
 }
 
@@ -100,6 +103,7 @@ impl SessionTls {
 pub fn server_configs(config: &TlsConfig) -> Result<TlsConfigs, TlsError> {
     Ok(TlsConfigs {
         base: Arc::new(server_config(config)?),
+        shared: SharedSessions::new()?,
     })
 }
 
@@ -132,81 +136,4 @@ fn server_config(config: &TlsConfig) -> Result<ServerConfig, TlsError> {
     // the client's: scanners rate a server that lets a client pick worse.
     server.ignore_client_order = true;
     Ok(server)
-}
-
-/// Server-side session store whose `take` leaves the session in place.
-///
-/// rustls' own cache removes a session when it is resumed, so only the first
-/// data connection of a control session could resume it; FTP clients resume
-/// the same session for every transfer. Oldest entries go first when full.
-#[derive(Debug)]
-struct SessionCache {
-    capacity: usize,
-    inner: Mutex<Sessions>,
-}
-
-/// Sessions by key, and keys oldest first.
-type Sessions = (HashMap<Vec<u8>, Vec<u8>>, VecDeque<Vec<u8>>);
-
-impl SessionCache {
-    fn new(capacity: usize) -> Arc<Self> {
-        Arc::new(Self {
-            capacity,
-            inner: Mutex::new((HashMap::new(), VecDeque::new())),
-        })
-    }
-}
-
-impl StoresServerSessions for SessionCache {
-    fn put(&self, key: Vec<u8>, value: Vec<u8>) -> bool {
-        let mut guard = self
-            .inner
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let (map, order) = &mut *guard;
-        if map.insert(key.clone(), value).is_none() {
-            order.push_back(key);
-            while order.len() > self.capacity {
-                if let Some(old) = order.pop_front() {
-                    map.remove(&old);
-                }
-            }
-        }
-        true
-    }
-
-    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
-        self.inner
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .0
-            .get(key)
-            .cloned()
-    }
-
-    fn take(&self, key: &[u8]) -> Option<Vec<u8>> {
-        self.get(key)
-    }
-
-    fn can_cache(&self) -> bool {
-        true
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-
-    #[test]
-    fn session_cache_keeps_taken_sessions_and_is_bounded() {
-        let cache = SessionCache::new(2);
-        cache.put(b"a".to_vec(), b"1".to_vec());
-        assert_eq!(cache.take(b"a"), Some(b"1".to_vec()));
-        assert_eq!(cache.take(b"a"), Some(b"1".to_vec()));
-        cache.put(b"b".to_vec(), b"2".to_vec());
-        cache.put(b"c".to_vec(), b"3".to_vec());
-        assert_eq!(cache.get(b"a"), None);
-        assert_eq!(cache.get(b"c"), Some(b"3".to_vec()));
-    }
 }
