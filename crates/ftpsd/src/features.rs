@@ -62,6 +62,11 @@ pub const FEATURES: &[Feature] = &[
         by: By::Libunftp,
     },
     Feature {
+        // libunftp's default for accounts that log in with a password.
+        line: "SITE MD5",
+        by: By::Libunftp,
+    },
+    Feature {
         line: "SIZE",
         by: By::Libunftp,
     },

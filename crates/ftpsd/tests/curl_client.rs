@@ -336,3 +336,54 @@ fn fifty_curl_clients_at_once() {
     );
     assert_metrics(&metrics, &[(r#"ftpsd_logins_total{result="failed"}"#, 0.0)]);
 }
+
+#[test]
+fn curl_creates_nested_new_directories_for_uploads() {
+    let server = Ftpsd::start();
+    let local = tempfile::tempdir().unwrap();
+    let file = local.path().join("f.txt");
+    std::fs::write(&file, "nested\n").unwrap();
+    let url = server.url();
+    let home = server.home(USER);
+    // curl's default `--ftp-method multicwd`: a CWD per level, MKD and CWD
+    // again where one fails. (Its `singlecwd` makes the whole path with one
+    // MKD, which needs a recursive MKD that vsftpd and ProFTPD lack too;
+    // `nocwd` creates nothing.)
+    let out = server.curl(&[
+        "-v",
+        "--ftp-create-dirs",
+        "-T",
+        file.to_str().unwrap(),
+        &format!("{url}/m1/m2/m3/f.txt"),
+    ]);
+    assert_success(&out, &server, "upload");
+    assert_eq!(
+        std::fs::read_to_string(home.join("m1/m2/m3/f.txt")).unwrap(),
+        "nested\n"
+    );
+    // A second file into a new directory under one made before, on the
+    // same connection.
+    let mut args = vec![
+        "--ftp-create-dirs".to_owned(),
+        "-T".to_owned(),
+        file.to_str().unwrap().to_owned(),
+        format!("{url}/m1/m2/new/g.txt"),
+        "--next".to_owned(),
+    ];
+    args.extend(server.curl_options());
+    args.extend([
+        "--ftp-create-dirs".to_owned(),
+        "-T".to_owned(),
+        file.to_str().unwrap().to_owned(),
+        format!("{url}/m1/other/deeper/h.txt"),
+    ]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = server.curl(&args);
+    assert_success(&out, &server, "two uploads");
+    for name in ["m1/m2/new/g.txt", "m1/other/deeper/h.txt"] {
+        assert_eq!(
+            std::fs::read_to_string(home.join(name)).unwrap(),
+            "nested\n"
+        );
+    }
+}

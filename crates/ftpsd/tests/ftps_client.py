@@ -24,11 +24,16 @@ class ReusingFTP_TLS(ftplib.FTP_TLS):
     def __init__(self, *a, **kw):
         super().__init__(*a, **kw)
         self.reused = []
+        # The session data connections resume: this connection's own unless
+        # set (to another connection's of the same context, as rclone's
+        # shared session cache does).
+        self.data_session = None
 
     def ntransfercmd(self, cmd, rest=None):
         conn, size = ftplib.FTP.ntransfercmd(self, cmd, rest)
         if self._prot_p:
-            conn = self.context.wrap_socket(conn, server_hostname=self.host, session=self.sock.session)
+            session = self.data_session or self.sock.session
+            conn = self.context.wrap_socket(conn, server_hostname=self.host, session=session)
             self.reused.append(conn.session_reused)
         return conn, size
 
@@ -52,14 +57,14 @@ def context(args):
     return ssl.create_default_context(cafile=args.cafile)
 
 
-def connect(args, cls=ReusingFTP_TLS):
-    f = cls(context=context(args), timeout=args.timeout)
+def connect(args, cls=ReusingFTP_TLS, ctx=None):
+    f = cls(context=ctx or context(args), timeout=args.timeout)
     f.connect(args.host, args.port)
     return f
 
 
-def login(args, user=None, password=None, cls=ReusingFTP_TLS):
-    f = connect(args, cls)
+def login(args, user=None, password=None, cls=ReusingFTP_TLS, ctx=None):
+    f = connect(args, cls, ctx)
     f.login(user or args.user, password or args.password)
     f.prot_p()
     return f
@@ -374,6 +379,85 @@ def scenario_bigfile(args):
 
     f.retrbinary("RETR big.bin", take, blocksize=1 << 20)
     print("sha256", h.hexdigest(), "bytes", size)
+    f.quit()
+    print("OK")
+
+
+# Extension commands (the IANA registry's, RFC 2389 FEAT names) and a
+# harmless way to try each: FEAT must list exactly those the server accepts.
+EXTENSIONS = {
+    "ADAT": "ADAT AAAA",
+    "AUTH TLS": "AUTH TLS",
+    "AVBL": "AVBL",
+    "CCC": "CCC",
+    "CLNT": "CLNT test",
+    "CONF": "CONF AAAA",
+    "CSID": "CSID Name=test;",
+    "DSIZ": "DSIZ",
+    "ENC": "ENC AAAA",
+    "EPRT": "EPRT |1|127.0.0.1|9|",
+    "EPSV": "EPSV",
+    "HASH": "HASH probe.txt",
+    "HOST": "HOST localhost",
+    "LANG": "LANG en",
+    "LPSV": "LPSV",
+    "MD5": "MD5 probe.txt",
+    "MDTM": "MDTM probe.txt",
+    "MFCT": "MFCT 20200101000000 probe.txt",
+    "MFF": "MFF Modify=20200101000000; probe.txt",
+    "MFMT": "MFMT 20200101000000 probe.txt",
+    "MIC": "MIC AAAA",
+    "MLSD": None,  # a transfer: tried with ftplib's mlsd()
+    "MLST": "MLST probe.txt",
+    "PBSZ": "PBSZ 0",
+    "PROT": "PROT P",
+    "RANG": "RANG 0 1",
+    "REST STREAM": "REST 0",
+    "RMDA": "RMDA nothing",
+    "SITE MD5": "SITE MD5 probe.txt",
+    "SIZE": "SIZE probe.txt",
+    "THMB": "THMB JPEG probe.txt",
+    "TVFS": "CWD /",  # no command of its own; listed only if paths are Unix-like
+    "UTF8": "OPTS UTF8 ON",
+    "XCRC": "XCRC probe.txt",
+    "XMD5": "XMD5 probe.txt",
+    "XSHA1": "XSHA1 probe.txt",
+}
+# Replies that mean "not implemented here" (CCC's 534: refused by policy).
+NOT_IMPLEMENTED = ("500", "502", "504", "534")
+
+
+def scenario_features(args):
+    f = login(args)
+    upload(f, "probe.txt", b"probe\n")
+    lines = f.sendcmd("FEAT").splitlines()
+    listed = {line.strip() for line in lines[1:-1]}
+    unknown = {name for name in listed if name not in EXTENSIONS}
+    if unknown:
+        fail(f"FEAT lists extensions this test cannot try: {unknown}")
+    accepted = set()
+    for name, command in EXTENSIONS.items():
+        try:
+            if command is None:
+                list(f.mlsd())
+                reply = "226"
+            else:
+                reply = f.sendcmd(command)
+        except ftplib.error_perm as e:
+            reply = str(e)
+        except ftplib.Error as e:
+            reply = str(e)
+        code = reply[:3]
+        known = code not in NOT_IMPLEMENTED
+        print(f"  {'listed  ' if name in listed else 'unlisted'} {name}: {reply.strip()[:60]}")
+        if known and name != "TVFS":
+            accepted.add(name)
+    # TVFS has no command; ftpsd's paths are Unix-like but it does not say so.
+    if "TVFS" in listed:
+        accepted.add("TVFS")
+    if accepted != listed:
+        fail(f"accepted but not listed: {sorted(accepted - listed)}; listed but refused: {sorted(listed - accepted)}")
+    print(f"  FEAT lists exactly the {len(listed)} extensions the server accepts")
     f.quit()
     print("OK")
 

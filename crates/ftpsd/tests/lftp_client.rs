@@ -296,3 +296,31 @@ fn fifty_lftp_clients_at_once() {
         ],
     );
 }
+
+#[test]
+/// lftp sets the times with MFMT (listed in FEAT); its `SITE CHMOD` gets
+/// `502`, so the modes compared are the defaults on both sides (0644, 0755).
+fn lftp_mirror_up_and_back_in_parallel_keeps_content_and_times() {
+    let server = Ftpsd::start();
+    let local = tempfile::tempdir().unwrap();
+    let (src, back) = (local.path().join("src"), local.path().join("back"));
+    sync_tree(&src);
+    std::fs::create_dir(src.join("a/empty_dir")).unwrap();
+    let out = server.lftp(
+        USER,
+        PASSWORD,
+        &format!(
+            "debug 5; mirror -R --parallel=4 {} up/tree; mirror --parallel=4 up/tree {}",
+            src.display(),
+            back.display()
+        ),
+    );
+    assert_success(&out, &server, "mirror");
+    let expected = tree(&src);
+    assert_eq!(
+        tree(&server.home(USER).join("up/tree")),
+        expected,
+        "uploaded tree"
+    );
+    assert_eq!(tree(&back), expected, "downloaded tree");
+}

@@ -180,3 +180,11 @@ fn lockout_expires_after_lockout_seconds() {
         "{metrics}"
     );
 }
+
+#[test]
+fn feat_lists_exactly_the_extensions_the_server_accepts() {
+    let server = Ftpsd::start();
+    let out = server.python("features", &[]);
+    print!("{}", stdout(&out));
+    assert_ok(&out, &server);
+}

@@ -543,3 +543,98 @@ pub fn assert_each_client_round_trip(
         );
     }
 }
+
+/// A remote named `ftpsd` for rclone, from environment variables only: the
+/// FTP backend with `explicit_tls`, every other setting rclone's default,
+/// the certificate verified against the test CA (Go reads `SSL_CERT_FILE`).
+impl Ftpsd {
+    pub fn rclone(&self, args: &[&str]) -> Output {
+        run(&mut self.rclone_command(args))
+    }
+
+    pub fn rclone_command(&self, args: &[&str]) -> Command {
+        let obscured = run(Command::new("rclone").args(["obscure", PASSWORD]));
+        assert!(
+            obscured.status.success(),
+            "rclone obscure: {}",
+            stderr(&obscured)
+        );
+        let mut command = Command::new("rclone");
+        command
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.dir.path())
+            .env("SSL_CERT_FILE", self.ca())
+            .env("RCLONE_CONFIG", self.dir.path().join("rclone.conf"))
+            .env("RCLONE_CONFIG_FTPSD_TYPE", "ftp")
+            .env("RCLONE_CONFIG_FTPSD_HOST", "127.0.0.1")
+            .env("RCLONE_CONFIG_FTPSD_PORT", self.port.to_string())
+            .env("RCLONE_CONFIG_FTPSD_USER", USER)
+            .env("RCLONE_CONFIG_FTPSD_PASS", stdout(&obscured).trim())
+            .env("RCLONE_CONFIG_FTPSD_EXPLICIT_TLS", "true")
+            .args(["--retries", "1", "--low-level-retries", "1", "-v"])
+            .args(args);
+        command
+    }
+}
+
+/// Every file and directory under `root`: relative path -> "dir" and its
+/// mode, or the file's mode, size, modification time (whole seconds) and
+/// the sha256 of its content.
+pub fn tree(root: &Path) -> std::collections::BTreeMap<PathBuf, String> {
+    use std::os::unix::fs::MetadataExt;
+    let mut seen = std::collections::BTreeMap::new();
+    let mut stack = vec![root.to_owned()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            let name = path.strip_prefix(root).unwrap().to_owned();
+            let mode = meta.mode() & 0o7777;
+            if meta.is_dir() {
+                stack.push(path);
+                seen.insert(name, format!("dir {mode:o}"));
+            } else {
+                seen.insert(
+                    name,
+                    format!(
+                        "file {mode:o}, {} bytes, mtime {}, {}",
+                        meta.len(),
+                        meta.mtime(),
+                        sha256(&path)
+                    ),
+                );
+            }
+        }
+    }
+    seen
+}
+
+/// Sets a file's modification time (seconds since the epoch).
+pub fn set_mtime(path: &Path, seconds: u64) {
+    let file = std::fs::File::options().write(true).open(path).unwrap();
+    file.set_modified(std::time::UNIX_EPOCH + Duration::from_secs(seconds))
+        .unwrap();
+}
+
+/// A tree of several levels for the sync clients: files with set
+/// modification times (none of them now), an empty file, a 5 MiB one, an
+/// empty directory.
+pub fn sync_tree(root: &Path) {
+    let files: [(&str, &[u8]); 5] = [
+        ("top.txt", b"top\n"),
+        ("a/one.txt", b"one\n"),
+        ("a/empty.txt", b""),
+        ("a/b/two.txt", b"two two\n"),
+        ("a/b/c/deep.txt", b"deep down\n"),
+    ];
+    for (i, (name, content)) in files.iter().enumerate() {
+        let path = root.join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, content).unwrap();
+        set_mtime(&path, 1_600_000_000 + i as u64 * 86_400);
+    }
+    let big = root.join("a/b/big.bin");
+    random_file(&big, 5);
+    set_mtime(&big, 1_500_000_000);
+}
