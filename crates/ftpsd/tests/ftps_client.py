@@ -383,6 +383,68 @@ def scenario_bigfile(args):
     print("OK")
 
 
+def scenario_missing_paths(args):
+    """A transfer of a path that is not there gets a plain 550, with no
+    preliminary reply; one that is there still gets 150 and 226. Paths are
+    resolved from the current directory as libunftp resolves them."""
+    f = login(args)
+    f.mkd("sub")
+    upload(f, "sub/file.txt", b"in sub\n")
+    upload(f, "top.txt", b"top\n")
+
+    def first_reply(command):
+        f.sendcmd("EPSV")
+        f.putcmd(command)
+        return f.getmultiline()
+
+    def refused(command):
+        reply = first_reply(command)
+        print(f"  {command!r}: {reply.strip()}")
+        if not reply.startswith("550"):
+            fail(f"{command!r} was answered {reply!r}, not a plain 550")
+
+    for command in [
+        "RETR missing.txt",
+        "RETR sub",  # a directory is no file to download
+        "RETR sub/missing.txt",
+        "RETR ../outside.txt",
+        "LIST missing",
+        "LIST -a missing",
+        "LIST -la missing",
+        "LIST top.txt",  # a file is no directory to list
+        "NLST missing",
+        "MLSD missing",
+        "MLSD sub/missing",
+    ]:
+        refused(command)
+    f.cwd("sub")
+    refused("RETR top.txt")  # there, but not from sub
+    refused("LIST -la sub")
+    if download(f, "file.txt") != b"in sub\n":
+        fail("RETR relative to the current directory")
+    names = []
+    f.retrlines("LIST -la", names.append)
+    if not any("file.txt" in n for n in names):
+        fail(f"LIST -la in sub: {names}")
+    if "file.txt" not in f.nlst():
+        fail("NLST in sub")
+    if "file.txt" not in [name for name, _ in f.mlsd()]:
+        fail("MLSD in sub")
+    f.cwd("..")
+    refused("RETR file.txt")
+    f.sendcmd("CDUP")
+    if download(f, "/sub/file.txt") != b"in sub\n" or download(f, "top.txt") != b"top\n":
+        fail("RETR after CWD .. and CDUP")
+    names = []
+    f.retrlines("LIST -la sub", names.append)
+    if not any("file.txt" in n for n in names):
+        fail(f"LIST -la sub: {names}")
+    if f.pwd() != "/":
+        fail(f"PWD after the checks: {f.pwd()}")
+    f.quit()
+    print("OK")
+
+
 # Extension commands (the IANA registry's, RFC 2389 FEAT names) and a
 # harmless way to try each: FEAT must list exactly those the server accepts.
 EXTENSIONS = {

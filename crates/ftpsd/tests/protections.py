@@ -20,7 +20,7 @@ import ssl
 import threading
 import time
 
-from ftps_client import arguments, connect, context, fail, login, run
+from ftps_client import arguments, connect, context, download, fail, login, run, upload
 
 
 def try_login(args, user, password):
@@ -143,6 +143,73 @@ def scenario_no_reuse_gets_522(args):
     g = login(args)
     usable(g, args)
     g.quit()
+    print("OK")
+
+
+def scenario_sibling_session(args):
+    """Two control connections of one user, one client session cache (as
+    rclone has): a data connection resuming the other connection's session
+    is the user's, also after that connection closed."""
+    ctx = context(args)
+    first = login(args, ctx=ctx)
+    second = login(args, ctx=ctx)
+    upload(second, args.file, b"the user's data\n" * 4096)
+    second.data_session = first.sock.session
+    second.reused.clear()
+    data = download(second, args.file)
+    names = second.nlst()
+    if data != b"the user's data\n" * 4096 or args.file not in names:
+        fail(f"a data connection resuming the sibling's session: {len(data)} bytes, {names}")
+    print(f"  resuming the other connection's session: RETR {len(data)} bytes, NLST {names}")
+    sibling = first.sock.session
+    first.quit()
+    second.data_session = sibling
+    upload(second, "after.txt", b"written after the sibling closed\n")
+    if download(second, "after.txt") != b"written after the sibling closed\n":
+        fail("the closed sibling's session no longer binds")
+    if not second.reused or not all(second.reused):
+        fail(f"the data connections did not resume: {second.reused}")
+    print(f"  after the sibling closed: {len(second.reused)} data connections resumed its session")
+    second.quit()
+    print("OK")
+
+
+def scenario_other_users_session(args):
+    """A data connection resuming another user's session (one client
+    context, as a shared client cache would offer it) is refused with 522:
+    nothing read, nothing written."""
+    ctx = context(args)
+    owner = login(args, ctx=ctx)
+    other = login(args, args.other_user, args.other_password, ctx=ctx)
+    for command in (f"RETR {args.file}", f"STOR {args.file}", "NLST"):
+        port = pasv_port(owner)
+        got = []
+
+        def data():
+            s = socket.create_connection((args.host, port), timeout=10)
+            try:
+                t = ctx.wrap_socket(s, server_hostname=args.host, session=other.sock.session)
+                if command.startswith("STOR"):
+                    t.sendall(b"written with the other user's session\n" * 1000)
+                while chunk := t.recv(65536):
+                    got.append(chunk)
+            except (ssl.SSLError, OSError) as e:
+                print(f"  data connection ended: {e}")
+
+        sender = threading.Thread(target=data)
+        sender.start()
+        first, final, took = transfer_reply(owner, command)
+        sender.join()
+        read = sum(len(c) for c in got)
+        print(f"  {command} with the other user's session: {first.strip()[:60]!r} then {final.strip()[:60]!r}, {read} bytes read")
+        if not final.startswith("522"):
+            fail(f"{command}: {final!r}, not 522")
+        if read:
+            fail(f"{command}: {read} bytes read over the other user's session")
+    owner.data_session = None
+    usable(owner, args)
+    owner.quit()
+    other.quit()
     print("OK")
 
 

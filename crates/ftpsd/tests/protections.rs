@@ -239,3 +239,39 @@ fn a_full_disk_gets_452_and_keeps_every_file_as_it_was() {
     names.sort();
     assert_eq!(names, ["kept.bin"], "left behind: {names:?}");
 }
+
+#[test]
+fn a_data_connection_may_resume_any_session_of_the_same_user() {
+    let server = Ftpsd::start();
+    std::fs::create_dir_all(server.home(USER)).unwrap();
+    scenario(&server, "sibling_session", &["--file", "mine.bin"]);
+    assert!(!server.log().contains("did not resume"), "{}", server.log());
+}
+
+#[test]
+fn a_data_connection_resuming_another_users_session_gets_522() {
+    let server = Ftpsd::start();
+    let home = server.home(USER);
+    std::fs::create_dir_all(&home).unwrap();
+    let kept = home.join("kept.bin");
+    let digest = random_file(&kept, 1);
+    scenario(
+        &server,
+        "other_users_session",
+        &[
+            "--file",
+            "kept.bin",
+            "--other-user",
+            OTHER_USER,
+            "--other-password",
+            OTHER_PASSWORD,
+        ],
+    );
+    assert_eq!(sha256(&kept), digest, "the file changed");
+    let names: Vec<String> = std::fs::read_dir(&home)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(names, ["kept.bin"], "files in the home: {names:?}");
+    assert!(server.log().contains("did not resume"));
+}

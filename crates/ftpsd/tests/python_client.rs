@@ -188,3 +188,12 @@ fn feat_lists_exactly_the_extensions_the_server_accepts() {
     print!("{}", stdout(&out));
     assert_ok(&out, &server);
 }
+
+#[test]
+fn a_transfer_of_a_missing_path_gets_a_plain_550() {
+    let server = Ftpsd::start();
+    std::fs::write(server.data().join("outside.txt"), "outside\n").unwrap();
+    let out = server.python("missing_paths", &[]);
+    print!("{}", stdout(&out));
+    assert_ok(&out, &server);
+}
