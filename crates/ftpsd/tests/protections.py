@@ -15,8 +15,11 @@ needed; ftplib (resuming the control session, as FileZilla does) otherwise.
 import ftplib
 import io
 import re
+import select
 import socket
 import ssl
+import struct
+import sys
 import threading
 import time
 
@@ -308,6 +311,45 @@ def scenario_failed_handshake(args):
         fail(f"no connection: final reply {final!r}, not 425")
     if took > args.connect_timeout + 5:
         fail(f"no connection: answered after {took:.2f} s, long after the {args.connect_timeout} s connect timeout")
+    usable(f, args)
+    f.quit()
+    print("OK")
+
+
+def scenario_cut_download(args):
+    """A download that did not all reach the client gets no 226: the client
+    stops reading, waits on stdin until the test has seen libunftp finish
+    sending, checks that no reply came, then resets the data connection and
+    must get 426."""
+    f = login(args)
+    port = pasv_port(f)
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.settimeout(30)
+    s.connect((args.host, port))
+    f.putcmd(f"RETR {args.file}")
+    t = f.context.wrap_socket(s, server_hostname=args.host, session=f.sock.session)
+    first = f.getmultiline()
+    if not first.startswith("150"):
+        fail(f"RETR answered {first!r}")
+    read = 0
+    while read < 65536:
+        read += len(t.recv(65536 - read))
+    print(f"  read {read} bytes, then stopped reading", flush=True)
+    print("STOPPED", flush=True)
+    sys.stdin.readline()
+    readable, _, _ = select.select([f.sock], [], [], 1.0)
+    if readable or f.sock.pending():
+        early = f.getmultiline()
+        fail(f"a reply came while the data had not all reached the client: {early!r}")
+    print("  no reply while the client holds data it has not read")
+    t.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    t.close()  # a reset: what the client had not read is lost
+    f.sock.settimeout(30)
+    final = f.getmultiline()
+    print(f"  after the reset: {final.strip()!r}")
+    if not final.startswith("426"):
+        fail(f"got {final!r}, not 426")
     usable(f, args)
     f.quit()
     print("OK")

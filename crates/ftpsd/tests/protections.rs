@@ -275,3 +275,63 @@ fn a_data_connection_resuming_another_users_session_gets_522() {
     assert_eq!(names, ["kept.bin"], "files in the home: {names:?}");
     assert!(server.log().contains("did not resume"));
 }
+
+#[test]
+fn a_download_that_did_not_all_reach_the_client_gets_no_226() {
+    use std::io::{BufRead, Write};
+    let server = Ftpsd::start();
+    let home = server.home(USER);
+    std::fs::create_dir_all(&home).unwrap();
+    // Large enough that the client's side (its receive buffer cut to 4 KiB,
+    // the server's send buffer at most net.ipv4.tcp_wmem's 4 MiB) cannot
+    // hold it all, small enough that libunftp's loopback connection to the
+    // relay can: libunftp finishes and sends its 226 while the relay still
+    // holds data for the client. (On this kind of machine: 2 to 7 MiB.)
+    random_file(&home.join("cut.bin"), 5);
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/protections.py");
+    let mut child = Command::new("python3")
+        .arg(script)
+        .args(["cut_download", "--file", "cut.bin"])
+        .args(["--port", &server.port.to_string(), "--cafile"])
+        .arg(server.ca())
+        .args(["--user", USER, "--password", PASSWORD])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = String::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        seen.push_str(&line);
+        seen.push('\n');
+        if line == "STOPPED" {
+            break;
+        }
+    }
+    assert!(
+        seen.ends_with("STOPPED\n"),
+        "the client did not get to stop reading:\n{seen}"
+    );
+    // libunftp has sent the whole file (into the relay's buffers) and its 226.
+    wait_until(
+        "libunftp's end of the download",
+        std::time::Duration::from_secs(20),
+        || server.log().contains("download"),
+    );
+    child.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    for line in lines {
+        seen.push_str(&line.unwrap());
+        seen.push('\n');
+    }
+    let status = child.wait().unwrap();
+    let mut errors = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut errors).unwrap();
+    print!("{seen}");
+    assert!(
+        status.success() && seen.ends_with("OK\n"),
+        "scenario failed:\n{seen}\n{errors}\nserver log:\n{}",
+        server.log()
+    );
+}
