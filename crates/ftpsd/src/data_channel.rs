@@ -30,7 +30,6 @@
 
 use crate::data_port::{DataPort, PortState, Watched};
 use crate::tls::SessionTls;
-use crate::tls_sessions::Resumption;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -79,7 +78,8 @@ const REPLY_INTERNAL: &str = "425 Data connection failed on the server side.";
 
 /// Why a handshake did not give a data connection.
 enum Handshake {
-    Done(Box<TlsStream<Watched>>, Arc<Resumption>),
+    /// Done, and whether it resumed a session of the port's user.
+    Done(Box<TlsStream<Watched>>, bool),
     Failed(std::io::Error),
     TimedOut,
 }
@@ -176,7 +176,21 @@ impl DataChannels {
         let (config, resumption) = self.tls.for_connection(port);
         let handshake = tokio_rustls::TlsAcceptor::from(config).accept(stream);
         match tokio::time::timeout(self.policy.handshake_timeout, handshake).await {
-            Ok(Ok(tls)) => Handshake::Done(Box::new(tls), resumption),
+            Ok(Ok(tls)) => {
+                let resumed =
+                    tls.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
+                let bound = resumed
+                    && resumption
+                        .same_user_once_known(self.policy.handshake_timeout)
+                        .await;
+                if resumed && !bound {
+                    tracing::info!(
+                        resumed = resumption.describe(),
+                        "data connection resumed a session not of the port's user"
+                    );
+                }
+                Handshake::Done(Box::new(tls), bound)
+            }
             Ok(Err(e)) => Handshake::Failed(e),
             Err(_) => Handshake::TimedOut,
         }
@@ -213,12 +227,12 @@ impl DataChannels {
                 },
                 Some(done) = handshakes.join_next() => {
                     match done {
-                        Ok(Handshake::Done(mut tls, resumption)) => {
-                            let resumed = tls.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
-                            if (resumed && resumption.same_user()) || !self.policy.require_session_reuse {
+                        Ok(Handshake::Done(mut tls, bound)) => {
+                            if bound || !self.policy.require_session_reuse {
                                 state.decide(PortState::Connected);
                                 break tls;
                             }
+                            let resumed = tls.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
                             tracing::warn!(client = %self.client_ip, port, resumed, "data connection refused: it did not resume a TLS session of this user");
                             state.decide(PortState::Failed(REPLY_NOT_RESUMED));
                             // A clean TLS close (no data), so that the client reads the 522.

@@ -50,6 +50,7 @@ impl SessionId {
             .lock()
             .live
             .insert(self.id, Some(user.to_owned()));
+        self.owners.changed.send_modify(|n| *n += 1);
     }
 
     /// The account this connection logged in as.
@@ -69,6 +70,8 @@ impl Drop for SessionId {
 pub struct SessionOwners {
     next: AtomicU64,
     inner: Mutex<Owners>,
+    /// Bumped when a connection logs in or closes.
+    changed: tokio::sync::watch::Sender<u64>,
 }
 
 #[derive(Debug, Default)]
@@ -100,26 +103,50 @@ impl SessionOwners {
     }
 
     fn user(&self, id: u64) -> Option<String> {
+        match self.owner(id) {
+            Owner::User(user) => Some(user),
+            Owner::NotYet | Owner::Nobody => None,
+        }
+    }
+
+    fn owner(&self, id: u64) -> Owner {
         let owners = self.lock();
         match owners.live.get(&id) {
-            Some(user) => user.clone(),
-            None => owners.retired_users.get(&id).cloned(),
+            Some(Some(user)) => Owner::User(user.clone()),
+            Some(None) => Owner::NotYet,
+            None => owners
+                .retired_users
+                .get(&id)
+                .map_or(Owner::Nobody, |user| Owner::User(user.clone())),
         }
     }
 
     fn retire(&self, id: u64) {
-        let mut owners = self.lock();
-        let Some(Some(user)) = owners.live.remove(&id) else {
-            return;
-        };
-        owners.retired.push_back(id);
-        owners.retired_users.insert(id, user);
-        while owners.retired.len() > RETIRED_SESSIONS {
-            if let Some(old) = owners.retired.pop_front() {
-                owners.retired_users.remove(&old);
+        {
+            let mut owners = self.lock();
+            if let Some(Some(user)) = owners.live.remove(&id) {
+                owners.retired.push_back(id);
+                owners.retired_users.insert(id, user);
+                while owners.retired.len() > RETIRED_SESSIONS {
+                    if let Some(old) = owners.retired.pop_front() {
+                        owners.retired_users.remove(&old);
+                    }
+                }
             }
         }
+        // After the change: whoever waits on it sees where the id went.
+        self.changed.send_modify(|n| *n += 1);
     }
+}
+
+/// Whose a session id is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Owner {
+    User(String),
+    /// A connection still logging in.
+    NotYet,
+    /// Unknown, or closed without logging in.
+    Nobody,
 }
 
 fn tag(id: u64, plain: &[u8]) -> Vec<u8> {
@@ -153,11 +180,57 @@ impl Resumption {
     /// The session the client offered was issued to a connection logged in
     /// as the same account as the port's.
     pub fn same_user(&self) -> bool {
+        self.binding() == Some(true)
+    }
+
+    /// `same_user`, or `None` while the connection that issued the session
+    /// is still logging in.
+    fn binding(&self) -> Option<bool> {
         let from = *self.from.lock().unwrap_or_else(PoisonError::into_inner);
-        let Some(from) = from else { return false };
-        match (self.owners.user(from), self.owners.user(self.session)) {
-            (Some(theirs), Some(ours)) => theirs == ours,
-            _ => false,
+        let Some(from) = from else {
+            return Some(false);
+        };
+        let Some(ours) = self.owners.user(self.session) else {
+            return Some(false);
+        };
+        match self.owners.owner(from) {
+            Owner::User(theirs) => Some(theirs == ours),
+            Owner::NotYet => None,
+            Owner::Nobody => Some(false),
+        }
+    }
+
+    /// For the log: the id offered, and whose it is.
+    pub fn describe(&self) -> String {
+        let from = *self.from.lock().unwrap_or_else(PoisonError::into_inner);
+        match from {
+            Some(id) => format!(
+                "session {id} of {:?}, port of session {}",
+                self.owners.owner(id),
+                self.session
+            ),
+            None => "no session".to_owned(),
+        }
+    }
+
+    /// [`Resumption::same_user`], waiting up to `patience` for the issuing
+    /// connection to finish logging in: a client with one session cache
+    /// for several connections (rclone) may resume the session of one that
+    /// has just done its TLS handshake and is still sending `USER`/`PASS`.
+    pub async fn same_user_once_known(&self, patience: std::time::Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + patience;
+        let mut changes = self.owners.changed.subscribe();
+        loop {
+            changes.borrow_and_update();
+            if let Some(same) = self.binding() {
+                return same;
+            }
+            if tokio::time::timeout_at(deadline, changes.changed())
+                .await
+                .is_err()
+            {
+                return false;
+            }
         }
     }
 }
@@ -443,6 +516,43 @@ mod tests {
         // Tickets stay good after the issuing connection closed.
         drop(alice_1);
         assert!(resumed(&ticket_1).1);
+    }
+
+    #[tokio::test]
+    async fn a_session_of_a_connection_still_logging_in_binds_once_it_has() {
+        let shared = SharedSessions::new().unwrap();
+        let (port_owner, newcomer, stranger) = (
+            shared.owners.open(),
+            shared.owners.open(),
+            shared.owners.open(),
+        );
+        port_owner.logged_in("alice");
+        let (tickets_new, _) = shared.control(&newcomer);
+        let (tickets_stranger, _) = shared.control(&stranger);
+        let patience = std::time::Duration::from_secs(5);
+        let offer = |ticket: &[u8]| {
+            let (tickets, _, resumption) = shared.data(&port_owner, DataPort::new());
+            tickets.decrypt(ticket).unwrap();
+            resumption
+        };
+        let resumption = offer(&tickets_new.encrypt(b"s").unwrap());
+        assert!(!resumption.same_user(), "not known yet");
+        let waiting = resumption.same_user_once_known(patience);
+        tokio::pin!(waiting);
+        // Polled once: it found the issuer still logging in and waits.
+        assert!(
+            tokio::time::timeout(std::time::Duration::ZERO, &mut waiting)
+                .await
+                .is_err()
+        );
+        newcomer.logged_in("alice");
+        assert!(waiting.await);
+        // One that closes without logging in binds nothing, at once.
+        let resumption = offer(&tickets_stranger.encrypt(b"s").unwrap());
+        let started = std::time::Instant::now();
+        drop(stranger);
+        assert!(!resumption.same_user_once_known(patience).await);
+        assert!(started.elapsed() < patience);
     }
 
     #[test]
