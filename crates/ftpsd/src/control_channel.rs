@@ -15,9 +15,18 @@
 //! On the way back it rewrites the port of `227`/`229` replies (the data
 //! connections are [`crate::data_channel`]'s), holds a transfer's `1xx`
 //! while the client's data handshake is under way, answers a failed data
-//! connection in place of that `1xx` or of the final reply, takes a session slot
-//! when libunftp answers `230` ([`crate::admission`]), and ends a connection
-//! that has not logged in by the deadline or was evicted (`421`).
+//! connection in place of that `1xx` or of the final reply, holds a
+//! download's or listing's `226` until its data and `close_notify` were
+//! written to the client's connection (`426` if that copy failed), takes a
+//! session slot when libunftp answers `230` ([`crate::admission`]), and ends
+//! a connection that has not logged in by the deadline or was evicted (`421`).
+//!
+//! Commands go to libunftp one at a time ([`crate::conversation`]), which
+//! lets the relay answer some itself in order: a transfer (`RETR`, `LIST`,
+//! `NLST`, `MLSD`) of a path that is not there gets a plain `550` with no
+//! `150` before it ([`crate::paths`]; libunftp's current directory is asked
+//! with an injected `PWD` after each `CWD`/`CDUP`), `MFMT` sets a
+//! modification time, and `FEAT` lists [`crate::features::FEATURES`].
 
 use crate::admission::Gate;
 use crate::conversation::{Answer, Conversation};

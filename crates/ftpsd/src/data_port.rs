@@ -4,6 +4,9 @@
 //! a transfer's preliminary `1xx` reply may go out, and whether the data
 //! connection gives the client a new TLS session ticket.
 //!
+//! It also records whether the copy to the client completed
+//! ([`DataPort::delivered`]), which a download's `226` waits for.
+//!
 //! Clients set up a data connection in three ways, and each needs the `1xx`
 //! and the ticket handled differently:
 //!

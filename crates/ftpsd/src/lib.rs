@@ -27,9 +27,12 @@
 //! connection's TLS itself and relays the commands to libunftp, because
 //! libunftp 0.24 enforces `PROT P` for `PASV` only ([`control_channel`]).
 //! Passive mode (PASV and EPSV) in the configured port range; every data
-//! connection must resume its own control connection's TLS session, and a
-//! failed one is answered (`522`/`425`) in place of its transfer's reply
-//! ([`data_channel`]). Each user is confined to `<data_root>/<user>`,
+//! connection must resume a TLS session the server issued to a control
+//! connection of the same user ([`tls_sessions`]), and a failed one is
+//! answered (`522`/`425`) in place of its transfer's reply
+//! ([`data_channel`]); a download's `226` waits until its data reached the
+//! client. A transfer of a missing path gets a plain `550`, `MFMT` sets
+//! modification times, `FEAT` lists what is implemented ([`features`]). Each user is confined to `<data_root>/<user>`,
 //! created (mode 0700) at first login; the back end resolves every path
 //! beneath that directory with `cap-std`, so `..`, absolute paths and
 //! symlinks cannot leave it, and stages uploads in `<data_root>/.uploads`
