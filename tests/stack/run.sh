@@ -5,8 +5,8 @@
 #   tests/stack/run.sh
 #
 # Builds the images' static musl binaries, makes throw-away secrets with
-# setup.sh (into the work directory), runs the pods
-# and the checks, and removes every namespace, process, mount and temporary
+# setup.sh (into the work directory), builds each image's root filesystem
+# from Debian 13 stand-ins (rootfs.py), runs the pods and the checks, and removes every namespace, process, mount and temporary
 # file it made, also when it fails or is interrupted. Needs root.
 # STACK_PODS / STACK_PHASES (space-separated) narrow a run while debugging.
 set -euo pipefail
@@ -48,6 +48,10 @@ done
 echo "==> secrets (./setup.sh secrets, for $LB_IP)"
 mkdir -p "$WORK"
 LB_IP=$LB_IP ./setup.sh secrets
+
+echo "==> the images' root filesystems (tests/stack/rootfs.py; cached in tests/.cache/stack)"
+# shellcheck disable=SC2086 # STACK_PODS is a list of names
+unshare --mount --propagation private python3 "$ROOT/tests/stack/rootfs.py" build ${STACK_PODS:-}
 
 # In the background, so that a signal reaches the traps at once.
 python3 "$ROOT/tests/stack/stack.py" run &
