@@ -453,7 +453,7 @@ def influxdb_has_points_from_every_pod() -> str:
 
 def grafana_provisioning() -> str:
     # The pod's /etc as its overlay wrote it (tests/stack/pod.sh).
-    return os.path.join(WORK, "pods", "grafana", "scratch", "up_etc", "grafana", "provisioning")
+    return os.path.join(WORK, "pods", "grafana", "scratch", "upper", "etc", "grafana", "provisioning")
 
 
 def influx_as(user: str, password: str, q: str) -> list:
@@ -801,23 +801,80 @@ def ssh_login_with_generated_key() -> str:
     return "key login as ft on nginx-0 (host key checked)"
 
 
-@phase("ssh")
-def ssh_login_with_password() -> str:
+def ssh_with_password(password: str, command: str = "id -un") -> subprocess.CompletedProcess:
+    """ssh as ft by password only (SSH_ASKPASS answers with `password`)."""
     with tempfile.TemporaryDirectory() as tmp:
-        askpass = os.path.join(tmp, "askpass")
+        answer, askpass = os.path.join(tmp, "answer"), os.path.join(tmp, "askpass")
+        with open(answer, "w") as f:
+            f.write(password)
         with open(askpass, "w") as f:
-            f.write(f"#!/bin/sh\ncat '{LOCAL}/ssh-password'\n")
+            f.write(f"#!/bin/sh\ncat '{answer}'\n")
         os.chmod(askpass, 0o700)
         env = dict(os.environ, SSH_ASKPASS=askpass, SSH_ASKPASS_REQUIRE="force", DISPLAY="none")
-        out = subprocess.run(
+        return subprocess.run(
             ["ssh", *SSH_OPTS, "-o", "PubkeyAuthentication=no",
              "-o", "PreferredAuthentications=password", "-o", "NumberOfPasswordPrompts=1",
-             f"ft@{LB}", "id -un"],
+             f"ft@{LB}", command],
             capture_output=True, text=True, timeout=30, env=env, stdin=subprocess.DEVNULL,
         )
+
+
+@phase("ssh")
+def ssh_login_with_password() -> str:
+    out = ssh_with_password(open(os.path.join(LOCAL, "ssh-password")).read().strip())
     expect(out.returncode == 0, f"ssh exited {out.returncode}: {out.stderr.strip()}")
     expect(out.stdout.strip() == "ft", f"ssh said {out.stdout!r}")
     return "password login as ft"
+
+
+@phase("ssh")
+def ssh_wrong_passwords_from_the_shared_address_lock_nobody_out() -> str:
+    """Behind the load balancer every client has its address: OpenSSH 10's
+    per-source penalties would refuse everyone after a few failures."""
+    failures = 8
+    for i in range(failures):
+        out = ssh_with_password(f"wrong-{i}")
+        expect(out.returncode == 255 and "Permission denied" in out.stderr,
+               f"wrong password {i}: ssh exited {out.returncode}: {out.stderr.strip()}")
+    started = time.monotonic()
+    out = subprocess.run(
+        ["ssh", *SSH_OPTS, "-o", "BatchMode=yes", "-o", "PasswordAuthentication=no",
+         "-i", f"{LOCAL}/id_ed25519", f"ft@{LB}", "id -un"],
+        capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL,
+    )
+    expect(out.returncode == 0 and out.stdout.strip() == "ft",
+           f"after {failures} wrong passwords, ft's key login: exit {out.returncode}: {out.stderr.strip()}")
+    return f"{failures} wrong passwords refused, then ft logs in by key at once ({time.monotonic() - started:.1f} s)"
+
+
+@phase("ssh-metrics")
+def ssh_sessions_count_under_sshd() -> str:
+    """OpenSSH 10 serves a session in sshd-session processes: the nginx pod's
+    `sshd` figures must include them (a listener alone has 1 process)."""
+    session = subprocess.Popen(
+        ["ssh", *SSH_OPTS, "-o", "BatchMode=yes", "-o", "PasswordAuthentication=no",
+         "-i", f"{LOCAL}/id_ed25519", f"ft@{LB}", "sleep 100"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+    )
+    opened = int(time.time())
+    try:
+        # A round every 10 s; after a pod's start its first points may wait
+        # in collect's buffer until InfluxDB takes them.
+        deadline = time.monotonic() + 90
+        while True:
+            series = influx_query(
+                f"SELECT max(pid_count) FROM procstat WHERE service = 'nginx' AND process_name = 'sshd'"
+                f" AND time > {opened + 1}s")
+            counted = series[0]["values"][0][1] if series and series[0].get("values") else None
+            if counted and counted >= 3:
+                return f"during one session, collect counted {counted} sshd processes (listener and sshd-session)"
+            if session.poll() is not None:
+                raise AssertionError(f"the ssh session ended: {session.stderr.read().decode()[-300:]}")
+            expect(time.monotonic() < deadline, f"collect counted {counted} sshd processes during a session")
+            time.sleep(2)
+    finally:
+        session.kill()
+        session.wait()
 
 
 def main() -> int:

@@ -163,7 +163,11 @@ class Pod:
 
     def loop(self) -> None:
         while not self.stopping:
-            self.start()
+            try:
+                self.start()
+            except Exception as e:  # the kubelet reports a pod it cannot start
+                log(f"error: {self.spec.service}: cannot start the pod: {e}")
+                return
             proc = self.proc
             if proc is None:
                 return
@@ -259,7 +263,9 @@ class Kubelet:
             tmp.write_text(json.dumps(starts))
             tmp.replace(self.starts_file)
 
-    def start(self, order: list[list[str]]) -> None:
+    def start(self, order: list[list[str]], ready_within: float | None = 180) -> None:
+        """Starts the prober, then each group of pods, waiting for a group to
+        be ready before the next (unless `ready_within` is None)."""
         targets = {
             s: {"ip": PODS[s].ip, "liveness": p.manifest.liveness.as_dict(),
                 "readiness": p.manifest.readiness.as_dict()}
@@ -277,7 +283,8 @@ class Kubelet:
         for group in order:
             for s in group:
                 self.pods[s].thread.start()
-            self.wait_ready(group, 180)
+            if ready_within is not None:
+                self.wait_ready(group, ready_within)
 
     def read_probes(self) -> dict[str, dict]:
         try:

@@ -112,6 +112,6 @@ RECHECK = {
 USER_CHECKS = ["web", "ssh", "wordpress", "phpmyadmin", "ftps", "metrics", "grafana"]
 
 
-ALL_PHASES: list[str] = [*USER_CHECKS, "network-policy", "secret-access", "ftps-lb", "tls-scan",
+ALL_PHASES: list[str] = [*USER_CHECKS, "images", "ssh-metrics", "network-policy", "secret-access", "ftps-lb", "tls-scan",
                          "influx-outage", "persist-write", "kill-all", "hang:phpmyadmin", "backup-restore",
                          *USER_CHECKS]

@@ -3,6 +3,10 @@
 
     rootfs.py build [SERVICE...]    (as root, in a private mount namespace:
                                     `unshare --mount --propagation private`)
+    rootfs.py build --without PACKAGE SERVICE
+                                    the image as if PACKAGE (an apk package or
+                                    a release archive) had been deleted from
+                                    its Dockerfile: the mutation test's
 
 An Alpine image cannot be built here, so each is built from its Dockerfile
 on Debian 13 (trixie) instead, in three overlay layers that a pod's root
@@ -61,8 +65,9 @@ DPKG_EXCLUDES = ["/usr/share/doc/*", "/usr/share/man/*", "/usr/share/info/*", "/
 SERVICES = ["mysql", "influxdb", "phpmyadmin", "wordpress", "nginx", "ftps", "grafana"]
 # Debian's packages whose programs busybox provides on Alpine: their
 # executables are removed, busybox's applets take their place.
-CORE_TOOLS = ["dash", "coreutils", "grep", "sed", "findutils", "tar", "gzip", "diffutils", "util-linux",
-              "mount", "bsdutils", "procps", "hostname", "debianutils", "mawk", "login", "passwd", "adduser"]
+CORE_TOOLS = ["dash", "bash", "coreutils", "grep", "sed", "findutils", "tar", "gzip", "diffutils",
+              "util-linux", "mount", "bsdutils", "procps", "hostname", "debianutils", "mawk", "login", "passwd",
+              "adduser", "perl-base"]
 # Package management is not part of a running image: apt and dpkg go too.
 PACKAGING = ["apt", "dpkg", "debconf"]
 
@@ -157,6 +162,24 @@ class Recipe:
         return sorted(names | {"busybox"})
 
 
+def deleted(steps: list[tuple[str, str]], name: str, rows: dict[str, Package]) -> list[tuple[str, str]]:
+    """The Dockerfile's steps with a package deleted from its `apk add`, or
+    the RUN that downloads the archive `name` deleted."""
+    out, found = [], False
+    for keyword, args in steps:
+        if keyword == "RUN" and download_archive(args, rows) == name:
+            found = True
+            continue
+        if keyword == "RUN":
+            edited = re.sub(r"(apk add [^&;|]*)", lambda m: re.sub(rf"(?<![\w.-]){re.escape(name)}(?![\w.-])", "", m.group(1)), args)
+            found |= edited != args
+            args = edited
+        out.append((keyword, args))
+    if not found:
+        raise SystemExit(f"{name} is neither installed nor downloaded by this Dockerfile")
+    return out
+
+
 def download_archive(run: str, rows: dict[str, Package]) -> str | None:
     """The archive row a RUN downloads (its URL names `<name>-<version>`), if any."""
     url = re.search(r"https://\S+", run)
@@ -168,11 +191,15 @@ def download_archive(run: str, rows: dict[str, Package]) -> str | None:
     raise SystemExit(f"a download with no stand-in in docker/apk-packages.txt: {url.group(0)}")
 
 
-def recipe(service: str) -> Recipe:
+def recipe(service: str, without: str | None = None) -> Recipe:
+    """The image as its Dockerfile says; `without`: as if that package (or
+    release archive) had been deleted from the Dockerfile."""
     rows, extras = packages(), standins()
     apk: list[str] = []
     archives: list[str] = []
     steps = final_stage(dockerfile(service))
+    if without:
+        steps = deleted(steps, without, rows)
     for keyword, args in steps:
         if keyword != "RUN":
             continue
@@ -218,9 +245,11 @@ def mirror_release() -> str:
 
 
 def fresh(path: Path, prefix: str) -> bool:
-    """Whether `path` is a completed layer; removes its stale siblings."""
+    """Whether `path` is a completed layer; removes its stale siblings
+    (`<prefix>-<key>`, other keys)."""
     for old in path.parent.glob(f"{prefix}-*"):
-        if old != path and old.name != path.name + ".partial":
+        if re.fullmatch(rf"{re.escape(prefix)}-[0-9a-f]{{16}}(\.partial)?", old.name) \
+                and old != path and old.name != path.name + ".partial":
             shutil.rmtree(old, ignore_errors=True)
     return (path / ".complete").exists()
 
@@ -259,6 +288,8 @@ BUSYBOX_CONFIG = {
                               "FEATURE_CHECK_NAMES", "USE_BB_PWD_GRP", "USE_BB_SHADOW"]},
     "LAST_ID": "60000", "FIRST_SYSTEM_ID": "100", "LAST_SYSTEM_ID": "999",
     "FEATURE_DEFAULT_PASSWD_ALGO": '"sha512"',
+    # Debian's package tools, which Alpine's busybox has not.
+    **{name: "n" for name in ["DPKG", "DPKG_DEB", "RPM", "RPM2CPIO"]},
 }
 
 
@@ -285,7 +316,7 @@ def busybox(base: Path) -> Path:
     config = (tree / "debian/config/pkg/deb").read_text()
     for name, value in BUSYBOX_CONFIG.items():
         config = re.sub(rf"^(# )?CONFIG_{name}( is not set|=.*)$", "", config, flags=re.M)
-        config += f"CONFIG_{name}={value}\n"
+        config += f"# CONFIG_{name} is not set\n" if value == "n" else f"CONFIG_{name}={value}\n"
     (tree / ".config").write_text(config)
     sh("bash", "-c", "yes '' | make -s oldconfig >/dev/null && make -s -j\"$(nproc)\" busybox >/dev/null",
        cwd=tree)
@@ -332,14 +363,15 @@ def in_root(root: Path, script: str, env: dict[str, str] | None = None,
     sh("chroot", str(root), *(shell or ["/bin/sh", "-ec"]), script, env={**base_env, **(env or {})})
 
 
-def package_layer(r: Recipe, base: Path, release: str, busybox_binary: Path) -> Path:
+def package_layer(r: Recipe, base: Path, release: str, busybox_binary: Path, variant: str = "") -> Path:
     rows, extras = packages(), standins()
     debs = r.debian_packages(rows)
     key = digest(base.name, busybox_binary.parent.name, release, debs, r.apk, r.archives,
                  {p: extras.get(p, Standin()).__dict__ for p in r.apk + r.archives},
                  Path(__file__).read_text())
-    layer = CACHE / f"packages-{r.service}-{key}"
-    if fresh(layer, f"packages-{r.service}"):
+    name = f"packages-{r.service}{variant}"
+    layer = CACHE / f"{name}-{key}"
+    if fresh(layer, name):
         return layer
     partial = layer.with_name(layer.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
@@ -403,7 +435,7 @@ def check_versions(r: Recipe, rows: dict[str, Package], versions: dict[str, str]
     """Each stand-in is at the version docker/apk-packages.txt records."""
     wrong = []
     for name in r.apk + r.archives:
-        for deb in rows[name].standins:
+        for deb in rows[name].standins[:1]:  # the stand-in itself; the others only keep things out
             if not upstream(versions.get(deb, "")).startswith(rows[name].debian):
                 wrong.append(f"{deb} {versions.get(deb)} (docker/apk-packages.txt says {rows[name].debian})")
     if wrong:
@@ -525,15 +557,16 @@ def layers(service: str) -> list[Path]:
     return [Path(p) for p in (WORK / "images" / service / "layers").read_text().split(":")]
 
 
-def build(services: list[str]) -> None:
+def build(services: list[str], without: str | None = None) -> None:
     started = time.monotonic()
     CACHE.mkdir(parents=True, exist_ok=True)
     release = mirror_release()
     base = base_layer(release)
     busybox_binary = busybox(base)
     for service in services:
-        r = recipe(service)
-        packages_layer = package_layer(r, base, release, busybox_binary)
+        r = recipe(service, without)
+        variant = f"-without-{without}" if without else ""
+        packages_layer = package_layer(r, base, release, busybox_binary, variant)
         image = image_layer(r, [packages_layer, base])
         lowers = [image, packages_layer, base]
         (WORK / "images" / service / "layers").write_text(":".join(str(p) for p in lowers))
@@ -541,10 +574,15 @@ def build(services: list[str]) -> None:
 
 
 def main() -> int:
-    if len(sys.argv) < 2 or sys.argv[1] != "build":
+    args = sys.argv[1:]
+    if args[:1] != ["build"]:
         print(__doc__, file=sys.stderr)
         return 2
-    build(sys.argv[2:] or SERVICES)
+    without = None
+    if args[1:2] == ["--without"]:
+        without = args[2]
+        args = args[2:]
+    build(args[1:] or SERVICES, without)
     return 0
 
 

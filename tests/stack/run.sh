@@ -54,10 +54,19 @@ echo "==> the images' root filesystems (tests/stack/rootfs.py; cached in tests/.
 unshare --mount --propagation private python3 "$ROOT/tests/stack/rootfs.py" build ${STACK_PODS:-}
 
 # In the background, so that a signal reaches the traps at once.
-python3 "$ROOT/tests/stack/stack.py" run &
-stack_pid=$!
+stack() {
+  python3 "$ROOT/tests/stack/stack.py" "$1" &
+  stack_pid=$!
+  local status=0
+  wait "$stack_pid" || status=$?
+  stack_pid=
+  return "$status"
+}
 status=0
-wait "$stack_pid" || status=$?
-stack_pid=
+stack run || status=$?
+if [[ -z ${STACK_PHASES:-} ]]; then # a narrowed run is a debugging run
+  echo "==> mutations: each pod from its image without a package it needs"
+  stack mutations || status=$?
+fi
 echo "==> stack test: $((SECONDS - started)) s in all (build included)"
 exit "$status"

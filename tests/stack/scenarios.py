@@ -432,3 +432,56 @@ def kill_every_program(kubelet: Kubelet) -> bool:
     log(f"{'PASS' if killed == expected_total and not failed else 'FAIL'} kill-all: {killed} programs killed, "
         f"{expected_total} long-running programs in the pods' supervise.toml files")
     return not failed
+
+
+# --- what each pod's root holds -----------------------------------------------------
+
+# Host programs a pod must not see: its root is its image's layers only.
+NOT_IN_ANY_IMAGE = ["/usr/bin/python3", "/usr/bin/apt-get", "/usr/bin/dpkg", "/usr/bin/bash",
+                    "/usr/bin/perl", "/work", "/root/.cargo"]
+# What PHP has built in on Alpine 3.22 (aports' php8x APKBUILD: the
+# extensions not built shared), as `php -m` names them; every other module
+# must come from an apk package of the image.
+PHP_CORE = {"core", "date", "filter", "hash", "json", "libxml", "pcre", "random", "reflection", "spl",
+            "standard", "zlib"}
+
+
+@phase("images", host=True)
+def pods_hold_their_images_only(kubelet: Kubelet) -> bool:
+    """In every pod: /bin/sh and the core tools are busybox, nothing of the
+    host is there, and PHP loads exactly the extensions its image installs,
+    from the image's ini files."""
+    import rootfs  # the image recipes (apk closure) as the builder read them
+    failed = []
+    for svc, pod in kubelet.pods.items():
+        shell = in_pod(pod, "readlink", "-f", "/bin/sh").stdout.strip()
+        if shell != "/usr/bin/busybox":
+            failed.append(f"{svc}: /bin/sh is {shell or 'missing'}, not busybox")
+        present = in_pod(pod, "sh", "-c", 'for p in "$@"; do [ -e "$p" ] && echo "$p"; done', "check",
+                         *NOT_IN_ANY_IMAGE).stdout.split()
+        if present:
+            failed.append(f"{svc}: holds {', '.join(present)}")
+        recipe = rootfs.recipe(svc)
+        for series in sorted({rootfs.php_extension(p)[0] for p in recipe.apk if rootfs.php_extension(p)}):
+            fpm = f"php-fpm{series}"
+            modules = in_pod(pod, fpm, "-m")
+            loaded = {m.strip().lower() for m in modules.stdout.splitlines()
+                      if m.strip() and not m.startswith("[")}
+            # php-fpm -m lists its own SAPI module too, cgi-fcgi.
+            wanted = PHP_CORE | {"cgi-fcgi"} | {ext for p in recipe.apk if (e := rootfs.php_extension(p))
+                                                for ext in [("zend opcache" if e[1] == "opcache" else e[1])]}
+            if loaded != wanted:
+                failed.append(f"{svc}: {fpm} -m has {sorted(loaded - wanted)} beyond the image's and lacks "
+                              f"{sorted(wanted - loaded)} ({modules.stderr.strip()[:300]})")
+            info = in_pod(pod, "sh", "-c", f"{fpm} -i | sed -n 's/^Loaded Configuration File => //p'"
+                                           " | xargs readlink -f").stdout.strip()
+            if info != f"/etc/php{series}/php.ini":
+                failed.append(f"{svc}: {fpm} reads {info or 'no php.ini'}, not /etc/php{series}/php.ini")
+            if not failed:
+                log(f"PASS images {svc}: {fpm} loads {len(loaded)} modules, exactly the image's, "
+                    f"with /etc/php{series}/php.ini")
+        if not any(f.startswith(f"{svc}:") for f in failed):
+            log(f"PASS images {svc}: busybox /bin/sh, nothing of the host")
+    for f in failed:
+        log(f"FAIL images: {f}")
+    return not failed
