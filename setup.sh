@@ -478,85 +478,16 @@ wait_for_rollout() {
 
 # --- backup and restore -----------------------------------------------------
 
-# The parts of a backup: the pod each comes from and the command run there
-# (kubectl exec, as the container's root; the images carry the tools). A
-# backup command writes its part to stdout; a restore command reads it from
-# stdin, and is only given a part whose checksum was verified.
-BACKUP_PARTS=(mysql influxdb ftps)
-declare -A BACKUP_FILE=([mysql]=mysql.sql [influxdb]=influxdb.tar [ftps]=ftps.tar)
-declare -A BACKUP_CMD RESTORE_CMD
-# MariaDB: every database but the server's own, in one transaction (a
-# consistent InnoDB snapshot, writers not blocked); root over the unix socket.
-# The accounts are not in it: bootstrap makes them from the Secrets.
-# shellcheck disable=SC2016 # run by the pod's shell
-BACKUP_CMD[mysql]='set -e
-dbs=$(mariadb -N -B -e "SELECT schema_name FROM information_schema.schemata WHERE schema_name NOT IN (\"mysql\", \"information_schema\", \"performance_schema\", \"sys\")")
-exec mariadb-dump --single-transaction --quick --routines --events --triggers --add-drop-database --databases $dbs'
-# The dump drops and recreates each database it holds, in one client session.
-RESTORE_CMD[mysql]='exec mariadb'
-# InfluxDB, in the pod: `q` runs a query as admin (the CLI reads the password
-# from INFLUX_PASSWORD, never from its command line); `points WHERE` counts the
-# points (every field of every measurement) of a database and RP before a time.
-# shellcheck disable=SC2016
-INFLUX_SH='q() { INFLUX_PASSWORD=$(cat /run/secrets/ft-influxdb/admin-password) influx -host 127.0.0.1 -port 8086 -username admin -format csv -execute "$1"; }
-points() { q "SELECT count(*) FROM $1../.*/ WHERE time < ${2}s" | awk -F, '\''$2 != "time" { for (i = 3; i <= NF; i++) n += $i } END { print n + 0 }'\''; }'
-# InfluxDB's portable backup of `metrics` (over its loopback RPC port), as a
-# tar, with the number of points older than the backup's start: all of them
-# are in it, and a restore checks that they all arrived.
-# shellcheck disable=SC2016
-BACKUP_CMD[influxdb]="set -e
-$INFLUX_SH"'
-d=$(mktemp -d)
-trap '\''rm -rf "$d"'\'' EXIT
-before=$(date +%s)
-expected=$(points \"metrics\" "$before")
-mkdir "$d/backup"
-influxd backup -portable -db metrics -host 127.0.0.1:8088 "$d/backup" >&2
-echo "before $before points $expected" >"$d/points"
-tar -C "$d" -cf - .'
-# Restored beside `metrics`, then merged into it (points are keyed by series
-# and time, so merging twice changes nothing), as InfluxDB documents for a
-# database that exists; `..` is each database's default retention policy.
-# InfluxDB can answer for a shard it has just restored before the shard's
-# points are all readable: the restore waits for them, and checks that the
-# merge holds every point of the backup, trying the whole again if not.
-# shellcheck disable=SC2016
-RESTORE_CMD[influxdb]="set -e
-$INFLUX_SH"'
-d=$(mktemp -d)
-trap '\''rm -rf "$d"'\'' EXIT
-tar -C "$d" -xf -
-read -r _ before _ expected <"$d/points"
-q "CREATE DATABASE metrics" >&2
-attempt=1
-while :; do
-  q "DROP DATABASE metrics_restore" >&2
-  influxd restore -portable -db metrics -newdb metrics_restore -host 127.0.0.1:8088 "$d/backup" >&2
-  deadline=$(($(date +%s) + 10))
-  while [ "$(points \"metrics_restore\" "$before")" -lt "$expected" ] && [ "$(date +%s)" -lt "$deadline" ]; do
-    sleep 0.5
-  done
-  q "SELECT * INTO \"metrics\"..:MEASUREMENT FROM \"metrics_restore\"../.*/ GROUP BY *" >&2
-  merged=$(points \"metrics\" "$before")
-  [ "$merged" -ge "$expected" ] && break
-  echo "influxdb: $merged of the backup'\''s $expected points merged (attempt $attempt)" >&2
-  [ "$attempt" -lt 3 ] || { echo "influxdb: the backup'\''s points did not all arrive; metrics_restore is kept" >&2; exit 1; }
-  attempt=$((attempt + 1))
-done
-q "DROP DATABASE metrics_restore" >&2
-echo "influxdb: $merged points before the backup'\''s start, $expected expected" >&2'
-# The FTPS users' files, owners and modes. Restored into a staging folder on
-# the same volume, then swapped in: a failed transfer leaves the data as it was.
-BACKUP_CMD[ftps]='exec tar -C /var/lib/ftps -cf - .'
-# shellcheck disable=SC2016
-RESTORE_CMD[ftps]='set -e
-cd /var/lib/ftps
-rm -rf .restore .replaced
-mkdir .restore .replaced
-tar -C .restore -xf -
-find . -mindepth 1 -maxdepth 1 ! -name .restore ! -name .replaced -exec mv {} .replaced/ \;
-find .restore -mindepth 1 -maxdepth 1 -exec mv {} . \;
-rm -rf .restore .replaced'
+# The parts of a backup, each made and put back in its pod by the image's own
+# `ft-data backup` (to stdout) and `ft-data restore` (from stdin), run with
+# kubectl exec as the container's root (docker/<service>/rootfs/usr/local/bin/ft-data;
+# what each part holds is in docs/contract.md). A restore is only given a
+# part whose checksum was verified.
+BACKUP_PARTS=(mysql influxdb ftps wordpress grafana)
+declare -A BACKUP_FILE=([mysql]=mysql.sql [influxdb]=influxdb.tar [ftps]=ftps.tar
+  [wordpress]=wordpress.tar [grafana]=grafana.tar)
+# Pods restarted after their part is back: Grafana opens its database once.
+RESTART_AFTER_RESTORE=(grafana)
 BACKUP_FORMAT="ft_services-backup 1"
 # How the secrets part is encrypted, both ways (OpenSSL, key from the passphrase).
 SECRETS_CIPHER=(-aes-256-cbc -pbkdf2 -iter 600000)
@@ -601,11 +532,11 @@ require_stack_up() {
   ((${#down[@]} == 0)) || die "the stack is not up (no ready pod for: ${down[*]}): ./setup.sh up first"
 }
 
-# Runs script $2 in the pod of Deployment $1 (more kubectl exec options after).
-pod_exec() {
-  local svc=$1 script=$2
+# Runs `ft-data $2` in the pod of Deployment $1 (more kubectl exec options after).
+pod_data() {
+  local svc=$1 action=$2
   shift 2
-  kubectl -n "$NAMESPACE" exec "$@" "deploy/$svc" -c "$svc" -- sh -c "$script"
+  kubectl -n "$NAMESPACE" exec "$@" "deploy/$svc" -c "$svc" -- ft-data "$action"
 }
 
 cmd_backup() {
@@ -623,7 +554,7 @@ cmd_backup() {
   for svc in "${BACKUP_PARTS[@]}"; do
     part=${BACKUP_FILE[$svc]}
     progress "backup: $part from the $svc pod"
-    pod_exec "$svc" "${BACKUP_CMD[$svc]}" >"$work/parts/$part" \
+    pod_data "$svc" backup >"$work/parts/$part" \
       || { echo >&2; die "backup of $svc failed (kubectl exec into deploy/$svc): no archive written"; }
   done
   if [[ -n $FT_BACKUP_PASSPHRASE ]]; then
@@ -723,9 +654,12 @@ cmd_restore() {
   for svc in "${BACKUP_PARTS[@]}"; do
     part=${BACKUP_FILE[$svc]}
     progress "restore: $part into the $svc pod"
-    pod_exec "$svc" "${RESTORE_CMD[$svc]}" -i <"$work/$part" \
+    pod_data "$svc" restore -i <"$work/$part" \
       || { echo >&2; die "restore of $part into $svc failed (the parts before it are restored: ${RESTORED[*]:-none})"; }
     RESTORED+=("$svc ($(wc -c <"$work/$part") bytes)")
+  done
+  for svc in "${RESTART_AFTER_RESTORE[@]}"; do
+    kubectl -n "$NAMESPACE" rollout restart "deployment/$svc" >/dev/null
   done
   [[ -t 1 ]] && echo
   wait_for_rollout

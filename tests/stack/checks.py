@@ -877,6 +877,44 @@ def ssh_sessions_count_under_sshd() -> str:
         session.wait()
 
 
+# --- a real browser ---------------------------------------------------------------------
+
+BROWSER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "browser.mjs")
+
+
+def browser(scenario: str) -> str:
+    """A scenario of browser.mjs: Chromium through the load balancer."""
+    out = subprocess.run(["node", BROWSER, scenario], capture_output=True, text=True, timeout=900,
+                         stdin=subprocess.DEVNULL)
+    lines = out.stdout.splitlines()
+    for line in lines:
+        print(f"      {line}", flush=True)
+    failed = [line for line in lines if line.startswith("FAIL")]
+    expect(out.returncode == 0 and not failed,
+           "; ".join(failed)[:3000] or f"exit {out.returncode}: {out.stderr[-1500:]}")
+    return f"{len(lines)} steps in Chromium (screenshots in {os.path.join(WORK, 'browser')})"
+
+
+@phase("browser-front")
+def browser_front_page_and_its_links() -> str:
+    return browser("front")
+
+
+@phase("browser-wordpress")
+def browser_author_publishes_a_post_with_an_uploaded_image() -> str:
+    return browser("wordpress")
+
+
+@phase("browser-verify")
+def browser_visitor_sees_the_post_and_its_image() -> str:
+    return browser("verify")
+
+
+@phase("browser-phpmyadmin")
+def browser_phpmyadmin_query_export_import() -> str:
+    return browser("phpmyadmin")
+
+
 def main() -> int:
     failed = 0
     for name in sys.argv[1:]:

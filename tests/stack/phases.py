@@ -112,6 +112,7 @@ RECHECK = {
 USER_CHECKS = ["web", "ssh", "wordpress", "phpmyadmin", "ftps", "metrics", "grafana"]
 
 
-ALL_PHASES: list[str] = [*USER_CHECKS, "images", "ssh-metrics", "network-policy", "secret-access", "ftps-lb", "tls-scan",
-                         "influx-outage", "persist-write", "kill-all", "hang:phpmyadmin", "backup-restore",
-                         *USER_CHECKS]
+ALL_PHASES: list[str] = [*USER_CHECKS, "images", "browser-front", "browser-wordpress", "browser-phpmyadmin",
+                         "ssh-metrics", "network-policy", "secret-access", "ftps-lb", "tls-scan",
+                         "influx-outage", "persist-write", "persist-grafana", "wordpress-content", "kill-all",
+                         "hang:phpmyadmin", "backup-restore", *USER_CHECKS, "browser-verify"]

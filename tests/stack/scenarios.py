@@ -175,8 +175,13 @@ MYSQL_STATE = ("CHECKSUM TABLE wordpress.wp_posts, wordpress.wp_postmeta, wordpr
                "SELECT user_login FROM wordpress.wp_users ORDER BY ID")
 
 
-FTPS_STATE = ("cd /var/lib/ftps && find . -mindepth 1 -path ./.uploads -prune -o -exec stat -c '%n %a %u:%g %s' {} + | sort"
-              " && find . -path ./.uploads -prune -o -type f -exec sha256sum {} + | sort")
+# A tree on a volume: names, modes, owners, sizes, and each file's sha256
+# (busybox's find and stat, as in the pods).
+TREE_STATE = ("cd {dir} && find . -mindepth 1 -path ./.uploads -prune -o -exec stat -c '%n %a %u:%g %s' {{}} + | sort"
+              " && find . -path ./.uploads -prune -o -type f -exec sha256sum {{}} + | sort")
+# The trees of the volumes that hold files (the FTPS users' files without
+# ftpsd's staging folder, WordPress's content, Grafana's data directory).
+TREES = {"ftps": "/var/lib/ftps", "wordpress": "/var/lib/wordpress", "grafana": "/var/lib/grafana"}
 
 
 def influx_in_pod(kubelet: Kubelet, *options: str) -> subprocess.CompletedProcess:
@@ -187,20 +192,23 @@ def influx_in_pod(kubelet: Kubelet, *options: str) -> subprocess.CompletedProces
 
 
 def data_state(kubelet: Kubelet, before: int) -> dict[str, str]:
-    """The data of the three volumes: MySQL's WordPress tables (checksums and
+    """The data of the five volumes: MySQL's WordPress tables (checksums and
     published posts), InfluxDB's points older than `before` (epoch seconds,
-    per measurement), the FTPS tree (names, modes, owners, sizes, sha256)."""
+    per measurement), and the trees of TREES."""
     mysql = in_pod(kubelet.pods["mysql"], "mariadb", "-N", "-B", "-e", MYSQL_STATE)
     influx = influx_in_pod(kubelet, "-database", "metrics", "-format", "csv",
                            "-execute", f"SELECT count(*) FROM /.*/ WHERE time < {before}s")
-    ftps = in_pod(kubelet.pods["ftps"], "sh", "-c", FTPS_STATE)
-    return {"mysql": mysql.stdout + mysql.stderr, "influxdb": influx.stdout + influx.stderr,
-            "ftps": ftps.stdout + ftps.stderr}
+    state = {"mysql": mysql.stdout + mysql.stderr, "influxdb": influx.stdout + influx.stderr}
+    for service, directory in TREES.items():
+        tree = in_pod(kubelet.pods[service], "sh", "-c", TREE_STATE.format(dir=directory))
+        state[service] = tree.stdout + tree.stderr
+    return state
 
 
 def setup_sh(kubelet: Kubelet, *args: str) -> subprocess.CompletedProcess:
     """`./setup.sh <args>` with kubectl answered by these pods (tests/stack/kubectl.py)."""
     pods = WORK / "kubectl-pods.json"
+    pods.with_name(pods.name + ".restarts").unlink(missing_ok=True)
     pods.write_text(json.dumps({"pids": {s: p.init_pid() for s, p in kubelet.pods.items()},
                                 "probes": str(kubelet.probe_file), "starts": str(kubelet.starts_file)}))
     bin_dir = WORK / "kubectl-bin"
@@ -274,7 +282,7 @@ def backup_and_restore(kubelet: Kubelet) -> bool:
         if not ok:
             failed.append(what)
 
-    holders = ["mysql", "influxdb", "ftps"]
+    holders = ["mysql", "influxdb", *TREES]
     # Points older than half a minute are in InfluxDB, none still in a
     # collector's buffer (they write every 10 s).
     mark = int(time.time()) - 30
@@ -283,10 +291,15 @@ def backup_and_restore(kubelet: Kubelet) -> bool:
         time.sleep(5)
         mark = int(time.time()) - 30
     added = json.loads((WORK / "persist.json.wordpress-user").read_text())["login"]
+    kept_by_grafana = json.loads((WORK / "persist-grafana.json").read_text())["path"]
+    uploaded = json.loads((WORK / "browser.json").read_text())["image_path"]
     check(re.search(rf"^{added}$", before["mysql"], re.M) is not None
           and re.search(r"^[0-9a-f]{64}  ", before["ftps"], re.M) is not None
-          and before["influxdb"].count("\n") > 3,
-          "the data to keep is there", json.dumps(before, indent=1)[:2000])
+          and before["influxdb"].count("\n") > 3
+          and uploaded.split("/wp-content/", 1)[1] in before["wordpress"]
+          and kept_by_grafana.rsplit("/", 1)[1] in before["grafana"],
+          "the data to keep is there (a WordPress user, FTPS files, points, the image uploaded in the "
+          "browser, the file in Grafana's data directory)", json.dumps(before, indent=1)[:3000])
     archive = WORK / "backup" / "ft_services-stack.tar.gz"
     shutil.rmtree(archive.parent, ignore_errors=True)
     r = setup_sh(kubelet, "backup", str(archive))
@@ -307,6 +320,7 @@ def backup_and_restore(kubelet: Kubelet) -> bool:
         check(r.returncode == 0, f"{attempt}: exit 0", r.stdout + r.stderr)
         after = data_state(kubelet, mark)
         check(client("persist-wordpress-user"), f"{attempt}: {added}, added in wp-admin before the backup, logs in")
+        check(client("browser-verify"), f"{attempt}: the post's image, uploaded in the browser, shown byte for byte")
         for part in holders:
             check(after[part] == before[part], f"{attempt}: {part} as before the backup",
                   "".join(difflib.unified_diff(before[part].splitlines(True), after[part].splitlines(True),
@@ -485,3 +499,66 @@ def pods_hold_their_images_only(kubelet: Kubelet) -> bool:
     for f in failed:
         log(f"FAIL images: {f}")
     return not failed
+
+
+# --- what users make survives a restart ---------------------------------------------------
+
+GRAFANA_KEPT = "/var/lib/grafana/ft-stack-kept.txt"
+
+
+def restart_container(kubelet: Kubelet, service: str, timeout: float = 180) -> bool:
+    """The pod's container killed (SIGKILL, as on a node's crash of it), the
+    kubelet starting it again; True once the new one is ready."""
+    pod = kubelet.pods[service]
+    starts = pod.starts
+    pod.kill()
+    deadline = time.monotonic() + 60
+    while pod.starts == starts and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if pod.starts == starts:
+        return False
+    try:
+        kubelet.wait_ready([service], timeout)
+    except TimeoutError:
+        return False
+    return True
+
+
+@phase("persist-grafana", host=True)
+def grafana_data_survives_a_restart(kubelet: Kubelet) -> bool:
+    """Grafana's data directory is its volume: a file Grafana's user writes
+    there is there after the container is killed and started again
+    (grafana-server cannot run here; its database lives in that directory)."""
+    import secrets
+    pod = kubelet.pods["grafana"]
+    token = secrets.token_hex(8)
+    wrote = in_pod(pod, "sh", "-c", f"echo {token} > {GRAFANA_KEPT}", user="grafana")
+    if wrote.returncode != 0:
+        log(f"FAIL persist grafana: user grafana cannot write {GRAFANA_KEPT}: {wrote.stderr.strip()}")
+        return False
+    if not restart_container(kubelet, "grafana"):
+        log("FAIL persist grafana: the pod did not come back")
+        return False
+    kept = in_pod(pod, "cat", GRAFANA_KEPT)
+    if kept.stdout.strip() != token:
+        log(f"FAIL persist grafana: after a restart {GRAFANA_KEPT} holds {kept.stdout.strip()!r} {kept.stderr.strip()}")
+        return False
+    (WORK / "persist-grafana.json").write_text(json.dumps({"path": GRAFANA_KEPT, "token": token}))
+    log(f"PASS persist grafana: {GRAFANA_KEPT}, written as grafana, kept across a restart of the container")
+    return True
+
+
+@phase("wordpress-content", host=True)
+def uploaded_image_survives_crashes(kubelet: Kubelet) -> bool:
+    """The image the author uploaded in the browser is still served byte for
+    byte, and shown in the post, after php-fpm is killed and after the whole
+    container is."""
+    if not (kill_and_recover(kubelet, "wordpress", "php-fpm") and client("browser-verify")):
+        return False
+    if not restart_container(kubelet, "wordpress"):
+        log("FAIL wordpress content: the pod did not come back after its container was killed")
+        return False
+    if not client("browser-verify"):
+        return False
+    log("PASS wordpress content: the uploaded image and its post after php-fpm's crash and the container's")
+    return True

@@ -7,6 +7,8 @@
  * user only), so no secret is written into the image. The site's address is the load balancer's (LB_IP, passed by
  * php-fpm's pool). Authentication keys and salts are not defined here:
  * WordPress then generates random ones once and keeps them in its database.
+ * Uploads, plugins, themes and languages are on the volume at
+ * /var/lib/wordpress (WP_CONTENT_DIR), WordPress itself in the image.
  */
 
 define('DB_NAME', 'wordpress');
@@ -23,6 +25,8 @@ if (is_string($lb_ip) && $lb_ip !== '') {
     define('WP_HOME', 'https://' . $lb_ip . ':5050');
     define('WP_SITEURL', 'https://' . $lb_ip . ':5050');
 }
+// What users make is on the volume (wp-content in the image links there).
+define('WP_CONTENT_DIR', '/var/lib/wordpress/wp-content');
 define('FORCE_SSL_ADMIN', true);
 define('DISALLOW_FILE_EDIT', true);
 define('AUTOMATIC_UPDATER_DISABLED', true);
