@@ -433,3 +433,63 @@ def test_no_generated_secret_appears_in_rendered_output():
         assert "PRIVATE KEY" not in text
         leaked = [v for v in values if v in text]
         assert not leaked, (path.name, len(leaked))
+
+
+# --- what each program writes (docs/contract.md) ------------------------------------
+
+# The data paths the images' configs name, per image: (file, how to find it).
+CONFIG_DATA_PATHS = {
+    "mysql": [("etc/my.cnf.d/ft-server.cnf", r"^datadir\s*=\s*(\S+)")],
+    "influxdb": [("etc/influxdb.conf", r'^\s*(?:dir|wal-dir)\s*=\s*"([^"]+)"')],
+    "grafana": [("etc/grafana.ini", r"^(?:data|plugins)\s*=\s*(\S+)")],
+    "ftps": [("etc/templates/ftpsd.toml", r'^data_root\s*=\s*"([^"]+)"')],
+    "wordpress": [("usr/share/webapps/wordpress/wp-config.php", r"define\('WP_CONTENT_DIR',\s*'([^']+)'\)")],
+}
+
+
+def written_paths():
+    """docs/contract.md's inventory: (image, path, lives on) rows."""
+    text = (ROOT / "docs/contract.md").read_text()
+    section = text.split("## What each program writes", 1)[1].split("\n## ", 1)[0]
+    rows = []
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 4 and cells[0] not in ("image", "---"):
+            for path in re.findall(r"`([^`]+)`", cells[1]):
+                rows.append((cells[0], path, cells[2]))
+    return rows
+
+
+def test_the_inventory_of_written_paths_matches_the_volumes(stack):
+    rows = written_paths()
+    assert rows, "docs/contract.md has no inventory of written paths"
+    volumes = {(image, path): lives for image, path, lives in rows if lives.startswith("volume")}
+    for name, d in of_kind(stack, "Deployment").items():
+        spec = d["spec"]["template"]["spec"]
+        claims = {v["name"]: v["persistentVolumeClaim"]["claimName"] for v in spec["volumes"] if "persistentVolumeClaim" in v}
+        empty = {v["name"] for v in spec["volumes"] if "emptyDir" in v}
+        for mount in container(d)["volumeMounts"]:
+            if mount["name"] in claims:
+                lives = volumes.get((name, mount["mountPath"])) or volumes.get((name, mount["mountPath"] + "/wp-content"))
+                assert lives == f"volume `{claims[mount['name']]}`", (
+                    f"{name}: {mount['mountPath']} (claim {claims[mount['name']]}) is not in docs/contract.md's inventory as that volume")
+            elif mount["name"] in empty:
+                assert ("every image", mount["mountPath"], f"emptyDir `{mount['name']}`") in rows, (
+                    f"{name}: emptyDir {mount['mountPath']} not in docs/contract.md's inventory")
+        listed = {path for (image, path) in volumes if image == name}
+        mounted = {m["mountPath"] for m in container(d)["volumeMounts"] if m["name"] in claims}
+        for path in listed:
+            assert any(path == m or path.startswith(m + "/") for m in mounted), (
+                f"docs/contract.md: {name}'s {path} is on no volume of its Deployment")
+
+
+@pytest.mark.parametrize("image", sorted(CONFIG_DATA_PATHS))
+def test_the_configs_data_paths_are_on_the_listed_volumes(image):
+    volumes = [path for i, path, lives in written_paths() if i == image and lives.startswith("volume")]
+    for file, pattern in CONFIG_DATA_PATHS[image]:
+        text = (ROOT / "docker" / image / "rootfs" / file).read_text()
+        found = re.findall(pattern, text, re.M)
+        assert found, f"docker/{image}/rootfs/{file}: no data path found"
+        for path in found:
+            assert any(path == v or path.startswith(v + "/") for v in volumes), (
+                f"docker/{image}/rootfs/{file}: {path} is on no volume of docs/contract.md's inventory ({volumes})")

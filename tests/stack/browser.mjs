@@ -300,6 +300,7 @@ const scenarios = {
   // query, export a table, import a small SQL file.
   async phpmyadmin(context, problems) {
     for (const base of [`https://${LB}:5000/`, `https://${LB}/phpmyadmin/`]) {
+      await context.clearCookies(); // cookies do not tell ports apart: log in anew
       const page = await watchedPage(context, problems);
       const where = base.includes(':5000') ? ':5000' : '/phpmyadmin/';
       await step(`phpmyadmin ${where} login`, page, problems, async () => {
