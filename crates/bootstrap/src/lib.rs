@@ -11,10 +11,13 @@
 //! | `mysql` | mysql | `ft-mysql/*-password` | database `wordpress`, accounts `wordpress`, `phpmyadmin`, `collect` ([`mysql`]) |
 //! | `influxdb` | influxdb | `ft-influxdb/*-password` | database `metrics`, users `admin`, `collect`, `grafana` ([`influxdb`]) |
 //! | `wordpress` | wordpress | `ft-wordpress/admin-password`, `ft-wordpress/users`, `ft-mysql/wordpress-password` | WordPress install (its own installer) and users ([`wordpress`]) |
+//! | `wordpress-content` | wordpress, before php-fpm, as its user | the image's bundled `wp-content` (`/usr/share/webapps/wordpress-content`) | the content directory on the volume (`/var/lib/wordpress/wp-content`): bundled themes and plugins added when missing, replaced when the image's are newer ([`wordpress::content`]) |
 //! | `grafana` | grafana | `ft-influxdb/grafana-password` | provisioning files: data source, dashboard provider, one dashboard per service ([`grafana`]) |
 //!
 //! Peers that are still starting are retried until a deadline, then the
-//! program exits non-zero with the last error.
+//! program exits non-zero with the last error. `wordpress-content` talks to
+//! no peer and reads no secret: it works on files only and fails at the
+//! first I/O error, naming the path.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -57,4 +60,13 @@ pub enum Error {
     Json(#[from] serde_json::Error),
     #[error("WordPress: {0}")]
     Wordpress(String),
+    /// A file or directory (`wordpress-content`); `hint` says what to fix
+    /// when it is not obvious (empty otherwise).
+    #[error("cannot {action} {}: {error}{hint}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        error: std::io::Error,
+        hint: String,
+    },
 }

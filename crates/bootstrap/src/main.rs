@@ -2,6 +2,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
+use bootstrap::wordpress::content;
 use bootstrap::{grafana, influxdb, mysql, wordpress};
 use clap::{Parser, Subcommand};
 use daemon::secret;
@@ -26,6 +27,21 @@ enum Command {
     Influxdb(InfluxArgs),
     /// WordPress: install the site, then its admin and users.
     Wordpress(WordpressArgs),
+    /// WordPress content: bring the image's bundled themes and plugins onto the volume.
+    ///
+    /// Runs in the wordpress pod at every start, before php-fpm and as its
+    /// user. Reads the release's own wp-content kept in the image (--bundled)
+    /// and writes WordPress's content directory on the volume (--content),
+    /// created mode 0755 when missing. Each bundled item (every entry of
+    /// themes/ and plugins/, and the files at the top such as index.php) is
+    /// copied when missing (so a deleted one comes back), replaced when the
+    /// bundled copy is newer (theme: Version of style.css; plugin: Version of
+    /// its main file; by PHP's version_compare; other files: when their
+    /// bytes differ), and kept otherwise. Nothing else is touched (uploads/,
+    /// languages/, plugins and themes users installed). A copy is made into a
+    /// hidden sibling and renamed into place. One log line per item; any I/O
+    /// error exits non-zero naming the path.
+    WordpressContent(ContentArgs),
     /// Grafana provisioning: InfluxDB data source and one dashboard per service.
     Grafana(GrafanaArgs),
 }
@@ -76,6 +92,21 @@ struct WordpressArgs {
     db_password_file: PathBuf,
     #[arg(long, default_value = "wp_")]
     table_prefix: String,
+}
+
+#[derive(Debug, clap::Args)]
+struct ContentArgs {
+    /// The release's own wp-content, kept in the image (read only).
+    #[arg(
+        long,
+        env = "WORDPRESS_BUNDLED_CONTENT",
+        default_value = content::DEFAULT_BUNDLED
+    )]
+    bundled: PathBuf,
+    /// WordPress's content directory on the volume; must be writable by the
+    /// user this runs as (or its parent, to create it).
+    #[arg(long, env = "WORDPRESS_CONTENT", default_value = content::DEFAULT_CONTENT)]
+    content: PathBuf,
 }
 
 #[derive(Debug, clap::Args)]
@@ -215,6 +246,21 @@ async fn main() -> anyhow::Result<()> {
             wordpress::seed(&seed)
                 .await
                 .context("bootstrap wordpress")?;
+        }
+        Command::WordpressContent(a) => {
+            let c = content::Content {
+                bundled: a.bundled,
+                content: a.content,
+            };
+            let done = content::sync(&c).context("bootstrap wordpress-content")?;
+            let count = |action| done.iter().filter(|o| o.action == action).count();
+            tracing::info!(
+                content = %c.content.display(),
+                added = count(content::Action::Added),
+                updated = count(content::Action::Updated),
+                kept = count(content::Action::Kept) + count(content::Action::Link),
+                "bundled themes and plugins in place"
+            );
         }
         Command::Grafana(a) => {
             let p = grafana::Provisioning {

@@ -26,6 +26,7 @@ use mysql_async::{Conn, OptsBuilder};
 use crate::Error;
 use crate::deadline::{Attempt, retry};
 
+pub mod content;
 pub mod phpass;
 pub mod users;
 
