@@ -420,7 +420,8 @@ def test_no_generated_secret_on_any_command_line(repo, sysbin):
 
 # --- backup and restore ----------------------------------------------------------
 
-PARTS = {"mysql": "mysql.sql", "influxdb": "influxdb.tar", "ftps": "ftps.tar"}
+PARTS = {"mysql": "mysql.sql", "influxdb": "influxdb.tar", "ftps": "ftps.tar", "wordpress": "wordpress.tar",
+         "grafana": "grafana.tar"}
 PASSPHRASE = {"FT_BACKUP_PASSPHRASE": "correct horse battery staple"}
 
 
@@ -460,15 +461,13 @@ def test_backup_takes_every_part_from_its_pod_and_checksums_it(repo, sysbin, tmp
         names = {m.name.removeprefix("./") for m in t.getmembers() if m.isfile()}
     assert "ft-mysql/root-password" in names and "local/ca.key" in names
     assert not any(n.startswith("local/dashboard") for n in names)
-    # one exec a part, into the Deployment's container, with the tools the images carry
+    # one exec a part, into the Deployment's container: the image's own
+    # ft-data (the stack test runs those scripts in the pods)
     calls = execs(r)
-    assert [c["args"][:7] for c in calls] == [
-        ["-n", "ft-services", "exec", f"deploy/{s}", "-c", s, "--"] for s in PARTS]
-    scripts = {s: c["args"][-1] for s, c in zip(PARTS, calls)}
-    assert all(c["args"][7:9] == ["sh", "-c"] for c in calls)
-    assert "mariadb-dump --single-transaction" in scripts["mysql"] and "--add-drop-database" in scripts["mysql"]
-    assert "influxd backup -portable -db metrics" in scripts["influxdb"]
-    assert "tar -C /var/lib/ftps -cf - ." in scripts["ftps"]
+    assert [c["args"] for c in calls] == [
+        ["-n", "ft-services", "exec", f"deploy/{s}", "-c", s, "--", "ft-data", "backup"] for s in PARTS]
+    for svc in PARTS:
+        assert (REPO / "docker" / svc / "rootfs/usr/local/bin/ft-data").stat().st_mode & 0o111
     assert "backup written" in r.out
 
 
@@ -499,13 +498,16 @@ def test_restore_checks_first_then_feeds_each_part_to_its_pod(repo, sysbin, tmp_
         r = run(repo, sysbin, "restore", str(out), env=PASSPHRASE)
         assert r.rc == 0, r.err
         calls = execs(r)
-        assert [c["args"][2:4] for c in calls] == [["exec", "-i"]] * 3
+        assert [c["args"] for c in calls] == [
+            ["-n", "ft-services", "exec", "-i", f"deploy/{s}", "-c", s, "--", "ft-data", "restore"] for s in PARTS]
         assert [c["stdin"] for c in calls] == [f"{s} data of the fake pod\n" for s in PARTS]
-        assert "mariadb" in calls[0]["args"][-1]
-        assert "influxd restore -portable -db metrics -newdb metrics_restore" in calls[1]["args"][-1]
-        assert "tar -C .restore -xf -" in calls[2]["args"][-1]
         assert "secrets (unchanged)" in r.out
-        assert not any("restart" in c["args"] for c in r.of("kubectl"))
+        # Grafana opens its database once: its pod restarts after its part, the others do not.
+        kubectl = r.of("kubectl")
+        restarts = [c["args"] for c in kubectl if "restart" in c["args"]]
+        assert restarts == [["-n", "ft-services", "rollout", "restart", "deployment/grafana"]], restarts
+        last_exec = max(i for i, c in enumerate(kubectl) if "exec" in c["args"])
+        assert next(i for i, c in enumerate(kubectl) if "restart" in c["args"]) > last_exec
 
 
 def test_restore_refuses_a_truncated_or_altered_archive_before_touching_anything(repo, sysbin, tmp_path):

@@ -19,10 +19,10 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 FACTS = ROOT / "tests/policy/influxdb-1.13.txt"
 INFLUXDB_CONF = ROOT / "docker/influxdb/rootfs/etc/influxdb.conf"
 GRAFANA_INI = ROOT / "docker/grafana/rootfs/etc/grafana.ini"
-# Where influx and influxd are run: the image, setup.sh's in-pod halves,
-# and the stack test's own reads in the influxdb pod.
-INFLUX_USERS = ["setup.sh", "docker/influxdb/Dockerfile", "docker/influxdb/supervise.toml",
-                "tests/stack/scenarios.py"]
+# Where influx and influxd are run: the image (its build, its programs, its
+# backup and restore script) and the stack test's own reads in the pod.
+INFLUX_USERS = ["docker/influxdb/rootfs/usr/local/bin/ft-data", "docker/influxdb/Dockerfile",
+                "docker/influxdb/supervise.toml", "tests/stack/scenarios.py"]
 
 
 def facts(kind: str) -> set[str]:
