@@ -283,11 +283,16 @@ fn a_download_that_did_not_all_reach_the_client_gets_no_226() {
     let home = server.home(USER);
     std::fs::create_dir_all(&home).unwrap();
     // Large enough that the client's side (its receive buffer cut to 4 KiB,
-    // the server's send buffer at most net.ipv4.tcp_wmem's 4 MiB) cannot
+    // the server's send buffer at most net.ipv4.tcp_wmem's maximum) cannot
     // hold it all, small enough that libunftp's loopback connection to the
     // relay can: libunftp finishes and sends its 226 while the relay still
-    // holds data for the client. (On this kind of machine: 2 to 7 MiB.)
-    random_file(&home.join("cut.bin"), 5);
+    // holds data for the client. One MiB beyond that maximum (4 MiB by
+    // default) lies in that window (measured: 2 to 7 MiB with the defaults).
+    let send_buffer_max: usize = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_wmem")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(2)?.parse().ok())
+        .unwrap_or(4 << 20);
+    random_file(&home.join("cut.bin"), send_buffer_max.div_ceil(1 << 20) + 1);
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/protections.py");
     let mut child = Command::new("python3")
         .arg(script)
