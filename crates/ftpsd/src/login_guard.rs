@@ -11,6 +11,12 @@
 //!   every client has the node's address (the cluster's config says so).
 //! - At most `concurrent_checks` PBKDF2 verifications run at once; the rest
 //!   wait, so failed logins cannot take more than that much CPU.
+//! - A password verified is remembered for `cache` (an HMAC under a
+//!   per-process key), and logins of one account with the same password
+//!   that arrive while its check runs or waits for its turn share that one
+//!   check instead of queueing their own: 20 clients logging in as one user
+//!   at once cost one PBKDF2, not 20. With `cache` zero every login runs
+//!   its own check.
 //!
 //! libunftp has a failed-logins policy of its own, but it lives in its
 //! listener; ftpsd accepts connections itself, so the policy is kept here,
@@ -24,7 +30,7 @@ use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, watch};
 use unftp_core::auth::{AuthenticationError, Authenticator, Credentials, Principal};
 
 /// The delay doubles with each failure in a row, up to this many times the base.
@@ -89,8 +95,16 @@ pub struct LoginGuard {
     /// skip the deliberately slow PBKDF2 check; wrong passwords never hit it.
     verified: Mutex<HashMap<String, (ring::hmac::Tag, Instant)>>,
     verified_key: ring::hmac::Key,
+    /// Checks under way (or waiting for their turn), by name and HMAC of
+    /// the password: a login with the same name and password waits for that
+    /// check's verdict instead of running its own.
+    in_flight: Mutex<HashMap<CheckKey, watch::Receiver<Option<Verdict>>>>,
 }
 
+/// A login's name and the HMAC of its password.
+type CheckKey = (String, Vec<u8>);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Verdict {
     LockedOut,
     Unknown,
@@ -120,6 +134,7 @@ impl LoginGuard {
             decoy,
             verified: Mutex::new(HashMap::new()),
             verified_key,
+            in_flight: Mutex::new(HashMap::new()),
         })
     }
 
@@ -225,6 +240,120 @@ impl LoginGuard {
 }
 
 impl LoginGuard {
+    /// The verdict on `password` for `username`: from the check of the same
+    /// name and password already under way, if there is one (with the
+    /// cache on), else from a check of its own.
+    async fn verify_shared(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> Result<Verdict, AuthenticationError> {
+        if self.policy.cache.is_zero() {
+            return self.verify(username, password).await;
+        }
+        let key = (
+            username.to_owned(),
+            ring::hmac::sign(&self.verified_key, password.as_bytes())
+                .as_ref()
+                .to_vec(),
+        );
+        loop {
+            let running = {
+                let mut in_flight = self
+                    .in_flight
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                match in_flight.get(&key) {
+                    Some(running) => Ok(running.clone()),
+                    None => {
+                        let (tx, rx) = watch::channel(None);
+                        in_flight.insert(key.clone(), rx);
+                        Err(tx)
+                    }
+                }
+            };
+            let mut running = match running {
+                Ok(running) => running,
+                Err(tx) => {
+                    let _entry = InFlight {
+                        guard: self,
+                        key: &key,
+                    };
+                    let verdict = self.verify(username, password).await;
+                    if let Ok(verdict) = &verdict {
+                        if *verdict == Verdict::Good {
+                            // Before the entry goes: no login falls between the two.
+                            self.remember(username, password);
+                        }
+                        tx.send_replace(Some(*verdict));
+                    }
+                    return verdict;
+                }
+            };
+            if let Ok(verdict) = running.wait_for(Option::is_some).await
+                && let Some(verdict) = *verdict
+            {
+                self.metrics.check_shared();
+                return Ok(verdict);
+            }
+            // The check it waited for ended without a verdict (its login
+            // was dropped): try again, as the one that checks if need be.
+        }
+    }
+
+    /// One PBKDF2 verification, in its turn (at most `concurrent_checks`
+    /// at once); a password verified meanwhile by another login is taken
+    /// from the cache instead.
+    async fn verify(&self, username: &str, password: &str) -> Result<Verdict, AuthenticationError> {
+        let _turn = match self.checks.try_acquire() {
+            Ok(turn) => turn,
+            Err(_) => {
+                self.metrics.check_queued();
+                let turn =
+                    self.checks.acquire().await.map_err(|e| {
+                        AuthenticationError::with_source("password check failed", e)
+                    })?;
+                if self.cached(username, password) {
+                    return Ok(Verdict::Good);
+                }
+                turn
+            }
+        };
+        let password = password.to_owned();
+        let known = self.users.get(username).cloned();
+        let decoy = self.decoy.clone();
+        self.metrics.check_run();
+        // PBKDF2 is CPU work: keep it off the async worker threads.
+        tokio::task::spawn_blocking(move || match known {
+            Some(hash) if hash.verify(&password) => Verdict::Good,
+            Some(_) => Verdict::Bad,
+            None => {
+                decoy.verify(&password);
+                Verdict::Unknown
+            }
+        })
+        .await
+        .map_err(|e| AuthenticationError::with_source("password check failed", e))
+    }
+}
+
+/// The entry of a check under way, removed when its leader is done (or dropped).
+struct InFlight<'a> {
+    guard: &'a LoginGuard,
+    key: &'a CheckKey,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.guard
+            .in_flight
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(self.key);
+    }
+}
+
+impl LoginGuard {
     /// Checks a login from client address `ip`.
     pub async fn check(
         &self,
@@ -239,30 +368,8 @@ impl LoginGuard {
         } else if self.cached(username, creds.password.as_deref().unwrap_or_default()) {
             Verdict::Good
         } else {
-            let password = creds.password.clone().unwrap_or_default();
-            let known = self.users.get(username).cloned();
-            let decoy = self.decoy.clone();
-            let _turn = match self.checks.try_acquire() {
-                Ok(turn) => turn,
-                Err(_) => {
-                    self.metrics.check_queued();
-                    self.checks
-                        .acquire()
-                        .await
-                        .map_err(|e| AuthenticationError::with_source("password check failed", e))?
-                }
-            };
-            // PBKDF2 is CPU work: keep it off the async worker threads.
-            tokio::task::spawn_blocking(move || match known {
-                Some(hash) if hash.verify(&password) => Verdict::Good,
-                Some(_) => Verdict::Bad,
-                None => {
-                    decoy.verify(&password);
-                    Verdict::Unknown
-                }
-            })
-            .await
-            .map_err(|e| AuthenticationError::with_source("password check failed", e))?
+            self.verify_shared(username, creds.password.as_deref().unwrap_or_default())
+                .await?
         };
         let (outcome, delay) = match verdict {
             Verdict::Good => {
@@ -334,5 +441,55 @@ impl Authenticator for SessionLogin {
 
     fn name(&self) -> &str {
         "ftpsd-users-file"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn guard(cache: Duration, concurrent_checks: usize) -> Arc<LoginGuard> {
+        let hash = PasswordHash::create("right", NonZeroU32::new(20_000).unwrap()).unwrap();
+        let users = Users::parse(&format!("alice:{hash}\n")).unwrap();
+        let policy = LoginPolicy {
+            failure_delay: Duration::from_millis(1),
+            max_failures: 100,
+            lockout: Duration::from_secs(1),
+            max_lockout: Duration::from_secs(1),
+            per_source: false,
+            concurrent_checks,
+            cache,
+        };
+        Arc::new(LoginGuard::new(Arc::new(users), policy, Metrics::for_tests()).unwrap())
+    }
+
+    async fn logins(guard: &Arc<LoginGuard>, password: &str, n: usize) -> Vec<bool> {
+        let mut set = tokio::task::JoinSet::new();
+        for _ in 0..n {
+            let (guard, password) = (guard.clone(), password.to_owned());
+            set.spawn(async move {
+                let creds = Credentials::from(password.as_str());
+                guard
+                    .check(IpAddr::from([127, 0, 0, 1]), "alice", &creds)
+                    .await
+                    .is_ok()
+            });
+        }
+        set.join_all().await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn simultaneous_logins_of_one_account_share_one_check() {
+        let guard = guard(Duration::from_secs(300), 2);
+        assert!(logins(&guard, "right", 20).await.iter().all(|ok| *ok));
+        assert_eq!(guard.metrics.checks_run(), 1);
+        // A wrong password shares nothing with the right one's verdict.
+        assert!(logins(&guard, "wrong", 3).await.iter().all(|ok| !ok));
+        assert!(guard.metrics.checks_run() >= 2);
+        // Without the cache, each login checks for itself.
+        let guard = self::guard(Duration::ZERO, 2);
+        assert!(logins(&guard, "right", 4).await.iter().all(|ok| *ok));
+        assert_eq!(guard.metrics.checks_run(), 4);
     }
 }
