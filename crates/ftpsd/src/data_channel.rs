@@ -9,9 +9,16 @@
 //!
 //! - it resumed a TLS session that the server issued to a control connection
 //!   logged in as the same user (or resumption is not required): it is the
-//!   session's data connection, piped to libunftp's loopback port in
-//!   plaintext ([`crate::tls_sessions`]: a client with several control
-//!   connections may resume any of them);
+//!   session's data connection ([`crate::tls_sessions`]: a client with
+//!   several control connections may resume any of them). ftpsd connects
+//!   to libunftp's loopback port, so that libunftp runs the transfer and
+//!   sends its replies as usual, and then, by the transfer command: a
+//!   listing is piped to and from that loopback connection in plaintext; a
+//!   file transfer's TLS stream is parked in the port's [`DataPort`], where
+//!   the session's storage takes it when libunftp asks it for the file
+//!   ([`crate::storage`]): the file's bytes go between the file and the
+//!   client's TLS stream in one step, and libunftp's loopback connection
+//!   carries none;
 //! - it did not: `522` (another user's connection, or a client that cannot
 //!   resume, such as Python's stock `ftplib`);
 //! - it failed (plain text, junk): `425`.
@@ -28,7 +35,7 @@
 //! Behind a load balancer that rewrites sources every client has the same
 //! address: the address check binds nothing there, resumption does.
 
-use crate::data_port::{DataPort, PortState, Watched};
+use crate::data_port::{DataPort, DataStream, PortState, Transfer, Watched};
 use crate::tls::SessionTls;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -160,14 +167,20 @@ impl DataChannels {
     /// The relay forwarded a command: a transfer on the current port
     /// (`upload` or not), or anything else.
     pub fn command_forwarded(&self, verb: &str) {
-        let upload = match verb {
-            "STOR" | "APPE" | "STOU" => true,
-            "RETR" | "LIST" | "NLST" | "MLSD" => false,
+        let (upload, transfer) = match verb {
+            "STOR" | "APPE" | "STOU" => (true, Transfer::File),
+            "RETR" => (false, Transfer::File),
+            "LIST" | "NLST" | "MLSD" => (false, Transfer::Listing),
             _ => return,
         };
         if let Some(port) = &*self.current() {
-            port.command_forwarded(upload);
+            port.command_forwarded(upload, transfer);
         }
+    }
+
+    /// The port of the latest passive reply, whose transfer libunftp runs now.
+    pub fn current_port(&self) -> Option<Arc<DataPort>> {
+        self.current().clone()
     }
 
     /// One handshake on an accepted connection, bounded by the handshake timeout.
@@ -208,7 +221,7 @@ impl DataChannels {
         let connect_deadline = tokio::time::Instant::now() + self.policy.connect_timeout;
         let mut handshakes = JoinSet::new();
         let mut listening = Some(public);
-        let tls = loop {
+        let mut tls = loop {
             let can_accept = listening.is_some() && handshakes.len() < MAX_PENDING_HANDSHAKES;
             tokio::select! {
                 accepted = async { listening.as_ref().expect("checked").accept().await }, if can_accept => match accepted {
@@ -275,13 +288,67 @@ impl DataChannels {
             Err(e) => {
                 tracing::warn!(error = %e, port, "cannot reach libunftp's data port");
                 state.decide(PortState::Failed(REPLY_INTERNAL));
+                state.no_handover();
                 return;
             }
         };
         let _ = backend.set_nodelay(true);
-        pipe(*tls, backend, &state).await;
+        // What the transfer moves is known once its command was forwarded
+        // (before libunftp sees it). libunftp writes nothing before then: its
+        // end becoming readable means it closed (a new PASV, the session's end).
+        let transfer = tokio::select! {
+            transfer = state.transfer() => Some(transfer),
+            _ = backend.readable() => state.transfer_now(),
+        };
+        match transfer {
+            Some(Transfer::File) => {
+                tls.get_mut().1.set_buffer_limit(Some(DATA_BUFFER));
+                state.park(tls);
+                // libunftp closes its end once the storage is done (or when it
+                // ends the transfer without asking the storage).
+                let _ = wait_closed(backend).await;
+                if let Some(tls) = state.reclaim() {
+                    tracing::debug!(
+                        port,
+                        "file transfer ended without the storage: data connection closed"
+                    );
+                    close(*tls).await;
+                }
+            }
+            Some(Transfer::Listing) => {
+                state.no_handover();
+                pipe(*tls, backend, &state).await;
+            }
+            None => {
+                state.no_handover();
+                close(*tls).await;
+            }
+        }
         tracing::debug!(client = %self.client_ip, port, "data connection done");
     }
+}
+
+/// Waits until the other end of `stream` has closed it (or reset it).
+async fn wait_closed(stream: TcpStream) -> std::io::Result<()> {
+    let mut buf = [0u8; 512];
+    loop {
+        stream.readable().await?;
+        match stream.try_read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Ends a data connection with a clean TLS close, given a second at most.
+pub async fn close(mut tls: DataStream) {
+    let _ = tokio::time::timeout(
+        Duration::from_secs(1),
+        tokio::io::AsyncWriteExt::shutdown(&mut tls),
+    )
+    .await;
 }
 
 /// Copies both ways between the client's TLS connection and libunftp's

@@ -5,7 +5,11 @@
 //! connection gives the client a new TLS session ticket.
 //!
 //! It also records whether the copy to the client completed
-//! ([`DataPort::delivered`]), which a download's `226` waits for.
+//! ([`DataPort::delivered`]), which a download's `226` waits for, and holds
+//! a file transfer's established data connection until the session's
+//! storage takes it ([`DataPort::take_stream`]): the bytes of `RETR`,
+//! `STOR` and `APPE` go between the file and the client's TLS stream in
+//! [`crate::storage`], not through libunftp (see [`crate::data_channel`]).
 //!
 //! Clients set up a data connection in three ways, and each needs the `1xx`
 //! and the ticket handled differently:
@@ -40,6 +44,10 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
+use tokio_rustls::server::TlsStream;
+
+/// A data connection once its TLS handshake is done.
+pub type DataStream = TlsStream<Watched>;
 
 /// How long an upload's `1xx` waits for the handshake of a client that sent
 /// its ClientHello before the upload command. curl finishes within a round
@@ -58,6 +66,26 @@ pub enum PortState {
     Failed(&'static str),
 }
 
+/// What the transfer command forwarded for a port moves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transfer {
+    /// `RETR`, `STOR`, `APPE`, `STOU`: moved by the storage itself.
+    File,
+    /// `LIST`, `NLST`, `MLSD`: written by libunftp, relayed.
+    Listing,
+}
+
+/// Where a file transfer's data connection is, for the storage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Handover {
+    /// Not established yet (or not a file transfer yet).
+    Pending,
+    /// Waiting in [`DataPort::parked`], or taken.
+    Parked,
+    /// The port ended without one.
+    None,
+}
+
 /// One passive port of a session.
 #[derive(Debug)]
 pub struct DataPort {
@@ -73,6 +101,11 @@ pub struct DataPort {
     /// Whether everything libunftp sent reached the client's connection,
     /// `close_notify` included (`None`: not known yet).
     delivered: watch::Sender<Option<bool>>,
+    /// The transfer command forwarded for this port (`None`: none yet).
+    transfer: watch::Sender<Option<Transfer>>,
+    /// A file transfer's data connection, until the storage takes it.
+    parked: Mutex<Option<Box<DataStream>>>,
+    handover: watch::Sender<Handover>,
 }
 
 impl DataPort {
@@ -84,6 +117,9 @@ impl DataPort {
             hello_first: AtomicBool::new(false),
             preliminary_sent: AtomicBool::new(false),
             delivered: watch::Sender::new(None),
+            transfer: watch::Sender::new(None),
+            parked: Mutex::new(None),
+            handover: watch::Sender::new(Handover::Pending),
         })
     }
 
@@ -135,11 +171,71 @@ impl DataPort {
         accepted.clear();
     }
 
-    /// The relay forwarded the transfer command for this port.
-    pub fn command_forwarded(&self, upload: bool) {
+    /// The relay forwarded the transfer command for this port: an upload
+    /// or not, a file or a listing.
+    pub fn command_forwarded(&self, upload: bool, transfer: Transfer) {
         let hello_first = upload && self.accepted().iter().any(|a| a.began_or_waiting());
         self.hello_first.store(hello_first, Ordering::Release);
         self.upload.store(upload, Ordering::Release);
+        self.transfer.send_replace(Some(transfer));
+    }
+
+    /// What the port's transfer moves, once its command was forwarded.
+    pub async fn transfer(&self) -> Transfer {
+        let mut transfer = self.transfer.subscribe();
+        let known = transfer
+            .wait_for(Option::is_some)
+            .await
+            .map(|t| t.unwrap_or(Transfer::Listing));
+        match known {
+            Ok(t) => t,
+            // The sender lives as long as `self`.
+            Err(_) => std::future::pending().await,
+        }
+    }
+
+    /// The port's transfer, if its command was forwarded.
+    pub fn transfer_now(&self) -> Option<Transfer> {
+        *self.transfer.borrow()
+    }
+
+    fn parked(&self) -> MutexGuard<'_, Option<Box<DataStream>>> {
+        self.parked
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Leaves a file transfer's established data connection for the storage.
+    pub fn park(&self, stream: Box<DataStream>) {
+        *self.parked() = Some(stream);
+        self.handover.send_replace(Handover::Parked);
+    }
+
+    /// The port will give no data connection to the storage.
+    pub fn no_handover(&self) {
+        self.handover.send_if_modified(|h| {
+            let pending = *h == Handover::Pending;
+            if pending {
+                *h = Handover::None;
+            }
+            pending
+        });
+    }
+
+    /// Takes the parked data connection back if the storage did not
+    /// (libunftp ended the transfer without asking the storage for it).
+    pub fn reclaim(&self) -> Option<Box<DataStream>> {
+        self.parked().take()
+    }
+
+    /// The data connection of this port's file transfer, waiting up to
+    /// `patience` for it to be parked (the storage may be asked for the
+    /// file a moment before); `None` if the port has none.
+    pub async fn take_stream(&self, patience: Duration) -> Option<Box<DataStream>> {
+        let mut handover = self.handover.subscribe();
+        let _ =
+            tokio::time::timeout(patience, handover.wait_for(|h| *h != Handover::Pending)).await;
+        self.parked().take()
     }
 
     pub fn is_upload(&self) -> bool {
@@ -265,6 +361,19 @@ impl AsyncWrite for Watched {
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
         Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    /// rustls hands over several TLS records at once: one system call.
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {

@@ -12,7 +12,7 @@ use crate::conversation::Conversation;
 use crate::data_channel::{DataChannels, DataPolicy, PassiveBinder};
 use crate::login_guard::{LoginGuard, LoginPolicy, SessionLogin};
 use crate::metrics::Metrics;
-use crate::storage::{HomeStorage, SessionHome};
+use crate::storage::{DataLink, HomeStorage, SessionHome};
 use crate::transfer_log::TransferLog;
 use crate::users::Users;
 use libunftp::ServerBuilder;
@@ -246,10 +246,18 @@ impl Ftpsd {
             (None, std::net::IpAddr::V6(_)) => PassiveHost::FromConnection,
         };
         let root = self.config.data_root.clone();
+        // libunftp makes the storage once per session (one server per
+        // session here): it moves file bytes over this session's data
+        // connections itself.
+        let link = DataLink {
+            channels: channels.clone(),
+            metrics: self.metrics.clone(),
+        };
         let storage = Box::new(move || {
             // The root was checked at start; losing it later is fatal for the pod anyway.
             HomeStorage::new(root.clone(), home.clone())
                 .expect("data root must stay an openable directory")
+                .with_data(link.clone())
         });
         let login = Arc::new(SessionLogin {
             guard: self.guard.clone(),

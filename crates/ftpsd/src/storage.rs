@@ -5,10 +5,27 @@
 //! tokio file operation is a hop to the blocking thread pool, so a 1 GiB
 //! transfer costs 262 144 of them. Downloads and uploads here open the file
 //! the same confined way (`cap-std`, beneath the home directory: no `..`, no
-//! absolute path, no symlink out) and move 1 MiB per operation; everything
+//! absolute path, no symlink out) and move 256 KiB per operation; everything
 //! else is delegated to `unftp-sbe-fs`.
+//!
+//! The bytes of a file transfer do not pass through libunftp. libunftp
+//! builds one storage per control connection, so the storage can reach the
+//! session's data connections ([`DataLink`]): when libunftp asks it to send
+//! a file (`RETR`) or to store one (`STOR`, `APPE`, `STOU`), it takes the
+//! established TLS data connection that [`crate::data_channel`] parked in
+//! the current passive port and copies between the file and that TLS stream
+//! itself, then closes it (`close_notify`); libunftp's own (loopback) data
+//! connection carries nothing, and libunftp sends the replies as usual, from
+//! what the storage returns: the byte count for its transfer log, or an
+//! error. A download is recorded as delivered only once all of it and the
+//! `close_notify` were written to the client's connection (its `226`
+//! waits for that, [`crate::data_port`]). The bytes are counted in
+//! `ftpsd_file_bytes_total`, since libunftp's byte counters no longer see them.
 
 use crate::accounts::Account;
+use crate::data_channel::DataChannels;
+use crate::data_port::{DataPort, DataStream};
+use crate::metrics::Metrics;
 use async_trait::async_trait;
 use std::fmt::Debug;
 use std::io::SeekFrom;
@@ -34,7 +51,20 @@ pub struct HomeStorage {
     staging: Option<Arc<cap_std::fs::Dir>>,
     /// Shared with the session's relay.
     session: Arc<SessionHome>,
+    /// The session's data connections, for file transfers.
+    data: Option<DataLink>,
 }
+
+/// What the storage of a session needs to move file bytes itself.
+#[derive(Debug, Clone)]
+pub struct DataLink {
+    pub channels: Arc<DataChannels>,
+    pub metrics: Metrics,
+}
+
+/// How long a download's connection is read after its `close_notify`, for
+/// the client's own close: closing with its bytes unread would reset it.
+const LINGER: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The logged-in account and its home, shared with the session's relay
 /// ([`crate::control_channel`]), which checks paths and sets modification
@@ -96,7 +126,34 @@ impl HomeStorage {
             home: None,
             staging: None,
             session,
+            data: None,
         })
+    }
+
+    /// File transfers go straight between the file and the session's data
+    /// connections (see the module documentation).
+    pub fn with_data(mut self, data: DataLink) -> Self {
+        self.data = Some(data);
+        self
+    }
+
+    /// The established data connection of the file transfer libunftp runs
+    /// now, and its port; `None` without a [`DataLink`].
+    async fn data_stream(&self) -> Result<Option<(Box<DataStream>, Arc<DataPort>, Metrics)>> {
+        let Some(link) = &self.data else {
+            return Ok(None);
+        };
+        let port = link
+            .channels
+            .current_port()
+            .ok_or_else(|| Error::from(ErrorKind::LocalError))?;
+        match port.take_stream(link.channels.handshake_timeout()).await {
+            Some(stream) => Ok(Some((stream, port, link.metrics.clone()))),
+            None => {
+                tracing::warn!("no data connection for the file transfer");
+                Err(Error::from(ErrorKind::LocalError))
+            }
+        }
     }
 
     fn home(&self) -> Result<Arc<cap_std::fs::Dir>> {
@@ -177,8 +234,36 @@ impl StorageBackend<Account> for HomeStorage {
         W: tokio::io::AsyncWrite + Unpin + Sync + Send,
         P: AsRef<Path> + Send + Debug,
     {
-        let file = self.open_for_reading(path.as_ref(), start_pos).await?;
-        Ok(send_file(file, output).await?)
+        let Some((mut tls, port, metrics)) = self.data_stream().await? else {
+            let file = self.open_for_reading(path.as_ref(), start_pos).await?;
+            return Ok(send_file(file, output, &mut 0).await?);
+        };
+        let file = match self.open_for_reading(path.as_ref(), start_pos).await {
+            Ok(file) => file,
+            Err(e) => {
+                port.copied_to_client(false);
+                crate::data_channel::close(*tls).await;
+                return Err(e);
+            }
+        };
+        let mut sent = 0;
+        let copied = async {
+            send_file(file, &mut *tls, &mut sent).await?;
+            tls.shutdown().await
+        }
+        .await;
+        metrics.file_bytes(true, sent);
+        port.copied_to_client(copied.is_ok());
+        match copied {
+            Ok(()) => {
+                tokio::spawn(linger(tls));
+                Ok(sent)
+            }
+            Err(e) => {
+                tracing::info!(error = %e, sent, "download cut short on its way to the client");
+                Err(Error::new(ErrorKind::ConnectionClosed, e))
+            }
+        }
     }
 
     async fn get<P: AsRef<Path> + Send + Debug>(
@@ -199,7 +284,8 @@ impl StorageBackend<Account> for HomeStorage {
     /// a client that breaks off keeps what arrived (renamed into place, as
     /// other servers leave it) so that it can resume with `REST`. A resumed
     /// upload (`REST n`) writes in place from `n` and is cut back to `n`
-    /// when the disk is full.
+    /// when the disk is full. The bytes come from the client's TLS data
+    /// connection, not from libunftp's `input` (which carries none).
     async fn put<
         P: AsRef<Path> + Send + Debug,
         R: tokio::io::AsyncRead + Send + Sync + Unpin + 'static,
@@ -210,8 +296,56 @@ impl StorageBackend<Account> for HomeStorage {
         path: P,
         start_pos: u64,
     ) -> Result<u64> {
+        let Some((mut tls, _port, metrics)) = self.data_stream().await? else {
+            return self.store(input, path.as_ref(), start_pos).await;
+        };
+        let mut counted = Counted {
+            inner: &mut tls,
+            count: 0,
+        };
+        let stored = self.store(&mut counted, path.as_ref(), start_pos).await;
+        metrics.file_bytes(false, counted.count);
+        // The file is in place (or refused): now the client's close_notify.
+        crate::data_channel::close(*tls).await;
+        stored
+    }
+
+    async fn del<P: AsRef<Path> + Send + Debug>(&self, user: &Account, path: P) -> Result<()> {
+        self.inner.del(user, path).await
+    }
+
+    async fn mkd<P: AsRef<Path> + Send + Debug>(&self, user: &Account, path: P) -> Result<()> {
+        self.inner.mkd(user, path).await
+    }
+
+    async fn rename<P: AsRef<Path> + Send + Debug>(
+        &self,
+        user: &Account,
+        from: P,
+        to: P,
+    ) -> Result<()> {
+        self.inner.rename(user, from, to).await
+    }
+
+    async fn rmd<P: AsRef<Path> + Send + Debug>(&self, user: &Account, path: P) -> Result<()> {
+        self.inner.rmd(user, path).await
+    }
+
+    async fn cwd<P: AsRef<Path> + Send + Debug>(&self, user: &Account, path: P) -> Result<()> {
+        self.inner.cwd(user, path).await
+    }
+}
+
+impl HomeStorage {
+    /// Stores what `input` carries at `path` (see [`HomeStorage::put`]).
+    async fn store<R: AsyncRead + Unpin>(
+        &self,
+        input: R,
+        path: &Path,
+        start_pos: u64,
+    ) -> Result<u64> {
         let home = self.home()?;
-        let path = relative(path.as_ref());
+        let path = relative(path);
         if start_pos > 0 {
             return resume_upload(home, path, input, start_pos).await;
         }
@@ -278,41 +412,17 @@ impl StorageBackend<Account> for HomeStorage {
         .await?;
         written.map_err(storage_error)
     }
-
-    async fn del<P: AsRef<Path> + Send + Debug>(&self, user: &Account, path: P) -> Result<()> {
-        self.inner.del(user, path).await
-    }
-
-    async fn mkd<P: AsRef<Path> + Send + Debug>(&self, user: &Account, path: P) -> Result<()> {
-        self.inner.mkd(user, path).await
-    }
-
-    async fn rename<P: AsRef<Path> + Send + Debug>(
-        &self,
-        user: &Account,
-        from: P,
-        to: P,
-    ) -> Result<()> {
-        self.inner.rename(user, from, to).await
-    }
-
-    async fn rmd<P: AsRef<Path> + Send + Debug>(&self, user: &Account, path: P) -> Result<()> {
-        self.inner.rmd(user, path).await
-    }
-
-    async fn cwd<P: AsRef<Path> + Send + Debug>(&self, user: &Account, path: P) -> Result<()> {
-        self.inner.cwd(user, path).await
-    }
 }
 
 /// Copies `file` to `output`, a chunk per trip to the blocking pool, with
 /// one buffer that goes there and back: one copy of the data in memory.
+/// `sent` counts what was written, also when the copy fails.
 async fn send_file<W: AsyncWrite + Unpin + ?Sized>(
     mut file: std::fs::File,
     output: &mut W,
+    sent: &mut u64,
 ) -> std::io::Result<u64> {
     let mut buf = vec![0u8; CHUNK];
-    let mut total = 0;
     loop {
         let (back_file, back_buf, read) = tokio::task::spawn_blocking(move || {
             let read = file.read(&mut buf);
@@ -326,14 +436,15 @@ async fn send_file<W: AsyncWrite + Unpin + ?Sized>(
             break;
         }
         output.write_all(&buf[..n]).await?;
-        total += n as u64;
+        *sent += n as u64;
     }
     output.flush().await?;
-    Ok(total)
+    Ok(*sent)
 }
 
 /// Copies `input` into `file`, a full chunk per trip to the blocking pool,
-/// with one buffer; the last write has landed when this returns.
+/// with one buffer; the last write has landed when this returns. When
+/// `input` fails, what it gave before is written first.
 async fn write_all<R: AsyncRead + Unpin>(
     mut file: std::fs::File,
     mut input: R,
@@ -342,29 +453,79 @@ async fn write_all<R: AsyncRead + Unpin>(
     let mut total = 0;
     loop {
         let mut filled = 0;
+        let mut failed = None;
         while filled < CHUNK {
-            match input.read(&mut buf[filled..]).await? {
-                0 => break,
-                n => filled += n,
+            match input.read(&mut buf[filled..]).await {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
             }
         }
-        if filled == 0 {
-            break;
+        if filled > 0 {
+            let (back_file, back_buf, written) = tokio::task::spawn_blocking(move || {
+                let written = file.write_all(&buf[..filled]);
+                (file, buf, written)
+            })
+            .await
+            .map_err(std::io::Error::other)?;
+            (file, buf) = (back_file, back_buf);
+            written?;
+            total += filled as u64;
         }
-        let (back_file, back_buf, written) = tokio::task::spawn_blocking(move || {
-            let written = file.write_all(&buf[..filled]);
-            (file, buf, written)
-        })
-        .await
-        .map_err(std::io::Error::other)?;
-        (file, buf) = (back_file, back_buf);
-        written?;
-        total += filled as u64;
+        if let Some(e) = failed {
+            return Err(e);
+        }
         if filled < CHUNK {
             break;
         }
     }
     Ok(total)
+}
+
+/// An upload's data connection, counted. A connection closed without
+/// `close_notify` ends the upload as a clean close does (as it did when
+/// libunftp read it through the relay); a reset fails it.
+struct Counted<'a> {
+    inner: &'a mut DataStream,
+    count: u64,
+}
+
+impl AsyncRead for Counted<'_> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        match std::pin::Pin::new(&mut *self.inner).poll_read(cx, buf) {
+            std::task::Poll::Ready(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                tracing::debug!("upload's data connection closed without close_notify");
+                std::task::Poll::Ready(Ok(()))
+            }
+            std::task::Poll::Ready(Ok(())) => {
+                self.count += (buf.filled().len() - before) as u64;
+                std::task::Poll::Ready(Ok(()))
+            }
+            other => other,
+        }
+    }
+}
+
+/// After a download's `close_notify`: reads the connection until the client
+/// closes it (or [`LINGER`] passes), then lets it go.
+async fn linger(mut tls: Box<DataStream>) {
+    let mut sink = [0u8; 512];
+    let _ = tokio::time::timeout(LINGER, async {
+        while let Ok(n) = tls.read(&mut sink).await {
+            if n == 0 {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 /// `REST n` then `STOR`: in place from `n`; cut back to `n` when the disk is full.

@@ -40,6 +40,10 @@ fn metrics_count_logins_bytes_and_commands() {
             (r#"ftpsd_logins_total{result="failed"}"#, 1.0),
             ("ftp_backend_write_bytes", 100_000.0),
             ("ftp_backend_read_bytes", 100_000.0),
+            // File bytes go between the file and the TLS data connection
+            // without libunftp: counted by ftpsd.
+            (r#"ftpsd_file_bytes_total{direction="sent"}"#, 100_000.0),
+            (r#"ftpsd_file_bytes_total{direction="received"}"#, 100_000.0),
         ],
     );
     assert!(
@@ -47,6 +51,17 @@ fn metrics_count_logins_bytes_and_commands() {
             || text.contains(r#"ftp_command_total{command="STOR"}"#),
         "{text}"
     );
+    // ... and libunftp's loopback data connection carried none of them.
+    for series in [
+        r#"ftp_sent_bytes{command="retr"}"#,
+        r#"ftp_received_bytes{command="stor"}"#,
+    ] {
+        assert_eq!(
+            metric(&text, series).unwrap_or(0.0),
+            0.0,
+            "{series} in\n{text}"
+        );
+    }
     assert!(text.contains("ftp_sessions_count"), "{text}");
     assert!(text.contains("ftpsd_sessions_active"), "{text}");
 }
