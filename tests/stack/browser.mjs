@@ -326,10 +326,23 @@ const scenarios = {
       });
       await step(`phpmyadmin ${where} query`, page, problems, async () => {
         await page.goto(`${base}index.php?route=/table/sql&db=wordpress&table=wp_posts`);
-        // The query box is CodeMirror: its own (hidden) text area takes the keys.
-        await page.locator('.CodeMirror textarea').first().focus();
-        await page.keyboard.press('Control+A');
-        await page.keyboard.type("SELECT post_title FROM wp_posts WHERE post_status = 'publish'");
+        // The query box is CodeMirror, set up once the page's scripts ran:
+        // focused, its text selected, then typed over.
+        // The query box (phpMyAdmin's console at the bottom is another
+        // CodeMirror): clicked into, its text selected and typed over; tried
+        // again while phpMyAdmin may still be replacing the page's content,
+        // 15 s at most.
+        const query = "SELECT post_title FROM wp_posts WHERE post_status = 'publish'";
+        const box = '#sqlqueryform .CodeMirror';
+        const deadline = Date.now() + 15000;
+        let typed = '';
+        while (typed !== query && Date.now() < deadline) {
+          await page.locator(box).click();
+          await page.keyboard.press('Control+A');
+          await page.keyboard.type(query);
+          typed = await page.evaluate((b) => document.querySelector(b)?.CodeMirror?.getValue() ?? '', box);
+        }
+        if (typed !== query) throw new Error(`the query box holds ${JSON.stringify(typed)}`);
         await page.click('#button_submit_query');
         await page.locator('.result_query').first().waitFor();
         const message = await page.locator('.result_query').first().textContent();
