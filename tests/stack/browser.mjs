@@ -143,6 +143,15 @@ function randomPng(width, height) {
     chunk('IDAT', zlib.deflateSync(raw)), chunk('IEND', Buffer.alloc(0))]);
 }
 
+// A part of a step, named in the error when it fails.
+async function doing(what, fn) {
+  try {
+    await fn();
+  } catch (e) {
+    throw new Error(`${what}: ${String(e.message ?? e).split('\n')[0]}`);
+  }
+}
+
 const sha256 = (bytes) => crypto.createHash('sha256').update(bytes).digest('hex');
 
 // The sha256 of what `url` serves, fetched by the page itself.
@@ -265,20 +274,29 @@ const scenarios = {
       if (await guide.isVisible({ timeout: 5000 }).catch(() => false)) await guide.click();
       const canvas = page.frameLocator('iframe[name="editor-canvas"]');
       const title = `A photo ${stamp}`;
-      await canvas.getByRole('textbox', { name: 'Add title' }).fill(title);
-      await canvas.getByRole('textbox', { name: 'Add title' }).press('Enter');
-      await page.keyboard.type('/image');
-      await page.keyboard.press('Enter');
-      await canvas.getByRole('button', { name: 'Media Library' }).click();
-      const modal = page.locator('.media-modal');
-      await modal.locator('.attachment').filter({ has: page.locator(`[aria-label*="ft-photo-${stamp}"], img`) }).first().click();
-      await modal.getByRole('button', { name: 'Select', exact: true }).click();
-      await canvas.locator('figure.wp-block-image img').waitFor();
-      await page.getByRole('button', { name: 'Publish', exact: true }).click();
-      await page.locator('.editor-post-publish-panel').getByRole('button', { name: 'Publish', exact: true }).click();
-      const view = page.locator('.post-publish-panel__postpublish').getByRole('link', { name: /View Post/ }).first();
-      await view.waitFor({ timeout: 30000 });
-      record.post_url = await view.getAttribute('href');
+      await doing('the title', async () => {
+        await canvas.getByRole('textbox', { name: 'Add title' }).fill(title);
+        await canvas.getByRole('textbox', { name: 'Add title' }).press('Enter');
+      });
+      await doing('an image block', async () => {
+        await page.keyboard.type('/image');
+        await page.keyboard.press('Enter');
+        await canvas.locator('.wp-block-image .components-placeholder').waitFor();
+      });
+      await doing("the Media Library's image", async () => {
+        await canvas.getByRole('button', { name: 'Media Library' }).click();
+        const modal = page.locator('.media-modal:visible');
+        await modal.locator(`li.attachment[aria-label="ft-photo-${stamp}"]`).click();
+        await modal.getByRole('button', { name: 'Select', exact: true }).click();
+        await canvas.locator('figure.wp-block-image img').waitFor();
+      });
+      await doing('publishing', async () => {
+        await page.getByRole('button', { name: 'Publish', exact: true }).click();
+        await page.locator('.editor-post-publish-panel').getByRole('button', { name: 'Publish', exact: true }).click();
+        const view = page.locator('.post-publish-panel__postpublish').getByRole('link', { name: /View Post/ }).first();
+        await view.waitFor({ timeout: 30000 });
+        record.post_url = await view.getAttribute('href');
+      });
       record.title = title;
       return `"${title}" published at ${record.post_url}`;
     });
