@@ -1,13 +1,10 @@
 #!/usr/bin/env bash
-# The stack test wherever a checkout lives: runs the nginx pod (overlaid /var
-# with the image's own var/, collect as nobody, sshd) and its checks from
-# the same checkout bind-mounted at other places, each in a private mount
-# namespace so that nothing outside sees it:
-#   - under /var/tmp, parent mode 0755 (an overlaid /var: overlayfs refuses
-#     nested lower layers, so pod.sh copies the image's rootfs/ first);
-#   - under /var/tmp, parent mode 0700 (the pods' users cannot walk the
-#     checkout's path, so pod.sh bind-mounts the binaries into the image's
-#     paths instead of linking them).
+# The stack test wherever a checkout lives: the nginx pod and its checks run
+# again from the same checkout bind-mounted under /var/tmp, in a private
+# mount namespace so that nothing outside sees it, once with a parent of mode
+# 0755 and once of 0700 (the pods' users cannot walk that path): a pod's root
+# is built from layers under the checkout, and its volumes and secrets are
+# bind-mounted from there.
 #
 #   tests/stack/locations.sh      (after tests/stack/run.sh built the binaries)
 set -euo pipefail
