@@ -474,13 +474,11 @@ mod tests {
     #[test]
     fn passive_replies_get_the_public_port() {
         let config = Arc::new(
-            rustls::ServerConfig::builder_with_provider(Arc::new(
-                rustls::crypto::ring::default_provider(),
-            ))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_cert_resolver(Arc::new(rustls::server::ResolvesServerCertUsingSni::new())),
+            rustls::ServerConfig::builder_with_provider(Arc::new(crate::tls::provider()))
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_no_client_auth()
+                .with_cert_resolver(Arc::new(rustls::server::ResolvesServerCertUsingSni::new())),
         );
         let tls = SessionTls::for_tests(config);
         let policy = DataPolicy {

@@ -5,8 +5,9 @@
 //! tokio file operation is a hop to the blocking thread pool, so a 1 GiB
 //! transfer costs 262 144 of them. Downloads and uploads here open the file
 //! the same confined way (`cap-std`, beneath the home directory: no `..`, no
-//! absolute path, no symlink out) and move 256 KiB per operation; everything
-//! else is delegated to `unftp-sbe-fs`.
+//! absolute path, no symlink out) and move 32 KiB (downloads, mostly from
+//! the page cache without a thread hop) or 256 KiB (uploads) per operation;
+//! everything else is delegated to `unftp-sbe-fs`.
 //!
 //! The bytes of a file transfer do not pass through libunftp. libunftp
 //! builds one storage per control connection, so the storage can reach the
@@ -37,9 +38,14 @@ use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use unftp_core::storage::{Error, ErrorKind, Fileinfo, Result, StorageBackend};
 use unftp_sbe_fs::{Filesystem, Meta};
 
-/// Bytes per file read or write: one trip to the blocking pool each, and
-/// one buffer of this size per transfer.
+/// Bytes per file write of an upload: one trip to the blocking pool each,
+/// and one buffer of this size per transfer.
 const CHUNK: usize = 256 * 1024;
+/// Bytes per file read of a download: read (mostly from the page cache,
+/// without a thread hop), encrypted and sent while they are in the CPU's
+/// cache. Measured on 50 concurrent 64 MiB downloads (bench/ftpsd.sh): 32 KiB
+/// took the least CPU per GiB of 16, 32, 64 and 256 KiB, by 5 to 10 %.
+const SEND_CHUNK: usize = 32 * 1024;
 
 /// One session's storage.
 #[derive(Debug)]
@@ -414,24 +420,32 @@ impl HomeStorage {
     }
 }
 
-/// Copies `file` to `output`, a chunk per trip to the blocking pool, with
-/// one buffer that goes there and back: one copy of the data in memory.
-/// `sent` counts what was written, also when the copy fails.
+/// Copies `file` to `output` a chunk at a time with one buffer: one copy of
+/// the data in memory. A chunk that the page cache holds is read at once
+/// (`preadv2` with `RWF_NOWAIT`, which fails rather than wait for the disk);
+/// any other goes to the blocking pool. `sent` counts what was written,
+/// also when the copy fails.
 async fn send_file<W: AsyncWrite + Unpin + ?Sized>(
     mut file: std::fs::File,
     output: &mut W,
     sent: &mut u64,
 ) -> std::io::Result<u64> {
-    let mut buf = vec![0u8; CHUNK];
+    let mut buf = vec![0u8; SEND_CHUNK];
     loop {
-        let (back_file, back_buf, read) = tokio::task::spawn_blocking(move || {
-            let read = file.read(&mut buf);
-            (file, buf, read)
-        })
-        .await
-        .map_err(std::io::Error::other)?;
-        (file, buf) = (back_file, back_buf);
-        let n = read?;
+        let n = match read_cached(&file, &mut buf) {
+            Some(Ok(n)) => n,
+            Some(Err(e)) => return Err(e),
+            None => {
+                let (back_file, back_buf, read) = tokio::task::spawn_blocking(move || {
+                    let read = file.read(&mut buf);
+                    (file, buf, read)
+                })
+                .await
+                .map_err(std::io::Error::other)?;
+                (file, buf) = (back_file, back_buf);
+                read?
+            }
+        };
         if n == 0 {
             break;
         }
@@ -440,6 +454,26 @@ async fn send_file<W: AsyncWrite + Unpin + ?Sized>(
     }
     output.flush().await?;
     Ok(*sent)
+}
+
+/// Reads from the file's position what the page cache holds, without
+/// waiting for the disk: `None` when that would wait (or the file system
+/// cannot tell). The end of the file is left to a plain read to say: a
+/// `RWF_NOWAIT` read that returns nothing is not taken for it.
+fn read_cached(file: &std::fs::File, buf: &mut [u8]) -> Option<std::io::Result<usize>> {
+    use rustix::io::{Errno, ReadWriteFlags};
+    // An offset of u64::MAX reads from, and moves, the file's position.
+    match rustix::io::preadv2(
+        file,
+        &mut [std::io::IoSliceMut::new(buf)],
+        u64::MAX,
+        ReadWriteFlags::NOWAIT,
+    ) {
+        Ok(0) => None,
+        Ok(n) => Some(Ok(n)),
+        Err(Errno::AGAIN | Errno::OPNOTSUPP | Errno::NOSYS | Errno::INVAL) => None,
+        Err(e) => Some(Err(e.into())),
+    }
 }
 
 /// Copies `input` into `file`, a full chunk per trip to the blocking pool,

@@ -107,6 +107,26 @@ pub fn server_configs(config: &TlsConfig) -> Result<TlsConfigs, TlsError> {
     })
 }
 
+/// The rustls crypto provider, chosen at build time (see the crate's features).
+#[cfg(feature = "aws-lc-rs")]
+pub fn provider() -> rustls::crypto::CryptoProvider {
+    rustls::crypto::aws_lc_rs::default_provider()
+}
+
+/// The rustls crypto provider, chosen at build time (see the crate's features).
+#[cfg(not(feature = "aws-lc-rs"))]
+pub fn provider() -> rustls::crypto::CryptoProvider {
+    rustls::crypto::ring::default_provider()
+}
+
+/// The ticket key's producer, of the same provider.
+pub fn ticketer() -> Result<Arc<dyn rustls::server::ProducesTickets>, rustls::Error> {
+    #[cfg(feature = "aws-lc-rs")]
+    return rustls::crypto::aws_lc_rs::Ticketer::new();
+    #[cfg(not(feature = "aws-lc-rs"))]
+    return rustls::crypto::ring::Ticketer::new();
+}
+
 fn server_config(config: &TlsConfig) -> Result<ServerConfig, TlsError> {
     let cert_path = config.cert.display().to_string();
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&config.cert)
@@ -127,8 +147,7 @@ fn server_config(config: &TlsConfig) -> Result<ServerConfig, TlsError> {
         TlsVersion::V1_2 => &[&rustls::version::TLS13, &rustls::version::TLS12],
         TlsVersion::V1_3 => &[&rustls::version::TLS13],
     };
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut server = ServerConfig::builder_with_provider(provider)
+    let mut server = ServerConfig::builder_with_provider(Arc::new(provider()))
         .with_protocol_versions(versions)?
         .with_no_client_auth()
         .with_single_cert(certs, key)?;

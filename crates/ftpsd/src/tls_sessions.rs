@@ -348,7 +348,7 @@ pub struct SharedSessions {
 impl SharedSessions {
     pub fn new() -> Result<Self, rustls::Error> {
         Ok(Self {
-            key: rustls::crypto::ring::Ticketer::new()?,
+            key: crate::tls::ticketer()?,
             cache: SessionCache::new(CACHED_SESSIONS),
             owners: SessionOwners::new(),
         })
