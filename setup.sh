@@ -20,8 +20,17 @@
 #                              the running stack (the secrets too, given the
 #                              passphrase) and waits for every rollout
 #
+# Hosts: Linux (x86_64, arm64) and macOS (Intel, Apple Silicon); the images
+# are built for the node's architecture, linux/amd64 or linux/arm64. Windows
+# is refused (see the README).
+#
 # Environment:
-#   MINIKUBE_DRIVER   minikube driver when minikube has to be started (docker)
+#   MINIKUBE_DRIVER   minikube driver when minikube has to be started. Linux:
+#                     docker by default. macOS: one whose node network the Mac
+#                     can reach, so that the MetalLB address answers there:
+#                     vfkit (network vmnet-shared), qemu (network socket_vmnet)
+#                     or, on Intel, hyperkit; by default the first of these
+#                     that is installed. The docker driver is refused on macOS.
 #   LB_IP             the one MetalLB address of every LoadBalancer Service;
 #                     default: minikube's network with host number 240
 #                     (192.168.49.2 -> 192.168.49.240); required by `secrets`
@@ -39,13 +48,17 @@ set -euo pipefail
 # Associative arrays and negative indexes: macOS's bash 3.2 lacks them.
 if ((BASH_VERSINFO[0] < 4 || (BASH_VERSINFO[0] == 4 && BASH_VERSINFO[1] < 3))); then
   echo "error: bash 4.3 or later is needed (this is $BASH_VERSION)" >&2
+  [[ $(uname -s) == Darwin ]] &&
+    echo "macOS ships bash 3.2: brew install bash, with Homebrew's bin first in PATH (or run: \"\$(brew --prefix)/bin/bash\" ./setup.sh)" >&2
   exit 2
 fi
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 SECRETS_DIR=${SECRETS_DIR:-$ROOT/.secrets}
 ROLLOUT_TIMEOUT=${ROLLOUT_TIMEOUT:-600}
-MINIKUBE_DRIVER=${MINIKUBE_DRIVER:-docker}
+MINIKUBE_DRIVER=${MINIKUBE_DRIVER:-}
+# minikube's --network for the driver (macOS drivers), empty for none.
+MINIKUBE_NETWORK=""
 
 NAMESPACE=ft-services
 # Images are tagged with this fixed tag and never pulled.
@@ -66,6 +79,13 @@ FTPS_ITERATIONS=100000
 say() { printf '==> %s\n' "$*"; }
 warn() { printf 'warning: %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+# A prerequisite of this machine is missing or unsupported: nothing was started.
+refuse() {
+  printf 'error: %s\n' "$1" >&2
+  shift
+  (($#)) && printf '  %s\n' "$@" >&2
+  exit 2
+}
 
 usage() {
   sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"
@@ -96,6 +116,117 @@ require_docker_engine() {
   [[ $MINIKUBE_DRIVER == docker ]] || return 0
   docker info >/dev/null 2>&1 \
     || { echo "error: Docker Engine is not running (or not reachable by this user): minikube's docker driver needs it" >&2; exit 2; }
+}
+
+# The secrets need OpenSSL 3 (e.g. `openssl passwd -6` for the SSH password
+# hash): macOS's own openssl is LibreSSL, which has neither.
+require_openssl3() {
+  local version
+  version=$(openssl version 2>/dev/null || true)
+  [[ $version =~ ^OpenSSL\ ([3-9]|[1-9][0-9])\. ]] && return 0
+  if [[ $(uname -s) == Darwin ]]; then
+    refuse "openssl is ${version:-not working}, not OpenSSL 3: brew install openssl@3, then put \"\$(brew --prefix openssl@3)/bin\" first in PATH"
+  fi
+  refuse "openssl is ${version:-not working}: OpenSSL 3 is needed (Debian/Ubuntu: apt install openssl)"
+}
+
+# --- host -------------------------------------------------------------------
+
+# HOST_OS (linux or macos) and HOST_ARCH (amd64 or arm64) of this machine.
+# Windows and other systems or architectures are refused before anything starts.
+detect_host() {
+  local kernel machine
+  kernel=$(uname -s)
+  machine=$(uname -m)
+  case $kernel in
+    Linux) HOST_OS=linux ;;
+    Darwin) HOST_OS=macos ;;
+    MINGW* | MSYS* | CYGWIN* | Windows*)
+      refuse "Windows is not supported: setup.sh is a bash script for Linux and macOS (Git Bash, MSYS2 and Cygwin lack parts of what it runs and are not tested), and no minikube driver on Windows was checked to give the browser a route to the stack's MetalLB address." \
+        "use a Linux or macOS machine; inside WSL2 setup.sh runs as on Linux, but the address answers only inside WSL2, not in Windows' browser." ;;
+    *) refuse "unsupported system $kernel: setup.sh runs on Linux and macOS" ;;
+  esac
+  case $machine in
+    x86_64 | amd64) HOST_ARCH=amd64 ;;
+    arm64 | aarch64) HOST_ARCH=arm64 ;;
+    *) refuse "unsupported architecture $machine: the images are built for linux/amd64 and linux/arm64 nodes, which minikube runs on x86_64 and arm64 machines" ;;
+  esac
+  if [[ $HOST_OS == linux && $(uname -r) == *[Mm]icrosoft* ]]; then
+    warn "this Linux is WSL2: the stack's address will answer inside WSL2, not in Windows' browser"
+  fi
+}
+
+# Homebrew's prefix (where socket_vmnet puts its socket), or its default.
+brew_prefix() {
+  if command -v brew >/dev/null 2>&1; then
+    brew --prefix
+  elif [[ $HOST_ARCH == arm64 ]]; then
+    echo /opt/homebrew
+  else
+    echo /usr/local
+  fi
+}
+
+# QEMU's system emulator for this Mac.
+qemu_binary() {
+  if [[ $HOST_ARCH == arm64 ]]; then echo qemu-system-aarch64; else echo qemu-system-x86_64; fi
+}
+
+MACOS_DRIVERS="vfkit (network vmnet-shared), qemu (network socket_vmnet) or, on an Intel Mac, hyperkit"
+VFKIT_INSTALL="brew install vfkit (minikube 1.36 or later, macOS 14 or later)"
+VMNET_HELPER_INSTALL="install vmnet-helper as minikube's vfkit page says: on macOS 26 or later brew tap nirs/vmnet-helper && brew install vmnet-helper; on macOS 15 or earlier its install script (releases of github.com/minikube-machine/vmnet-helper), which puts it in /opt/vmnet-helper with a sudoers rule"
+QEMU_INSTALL="brew install qemu socket_vmnet, then start socket_vmnet as root: sudo \"\$(command -v brew)\" services start socket_vmnet"
+
+# The driver and network minikube is started with. On macOS the node must
+# be on a network the Mac reaches: the LoadBalancer Services answer on one
+# MetalLB address of the node's subnet, which MetalLB announces by ARP on
+# the node's interface. vfkit with vmnet-shared (vmnet-helper), qemu with
+# socket_vmnet and hyperkit put the node on a vmnet bridge of the Mac; the
+# docker driver puts it in Docker Desktop's VM, behind NAT.
+choose_driver() {
+  if [[ $HOST_OS == linux ]]; then
+    MINIKUBE_DRIVER=${MINIKUBE_DRIVER:-docker}
+    return 0
+  fi
+  local driver=$MINIKUBE_DRIVER
+  if [[ -z $driver ]]; then
+    if command -v vfkit >/dev/null 2>&1; then
+      driver=vfkit
+    elif command -v "$(qemu_binary)" >/dev/null 2>&1; then
+      driver=qemu
+    elif [[ $HOST_ARCH == amd64 ]] && command -v hyperkit >/dev/null 2>&1; then
+      driver=hyperkit
+    else
+      refuse "no minikube driver whose node the Mac can reach is installed; setup.sh uses $MACOS_DRIVERS." \
+        "for vfkit: $VFKIT_INSTALL, and $VMNET_HELPER_INSTALL" \
+        "or for qemu: $QEMU_INSTALL"
+    fi
+  fi
+  case $driver in
+    docker | podman)
+      refuse "the $driver driver cannot serve this stack on macOS: minikube's node then runs inside ${driver^} Desktop's Linux VM, on a network the Mac has no route to, so the MetalLB address every service answers on would answer nothing on this Mac." \
+        "start minikube with a driver whose node network the Mac reaches: $MACOS_DRIVERS; e.g. MINIKUBE_DRIVER=vfkit ./setup.sh ($VFKIT_INSTALL, and $VMNET_HELPER_INSTALL), or leave MINIKUBE_DRIVER unset to take the first one installed. A cluster made with the $driver driver goes first: minikube delete" ;;
+    vfkit)
+      command -v vfkit >/dev/null 2>&1 || refuse "vfkit is not installed: $VFKIT_INSTALL"
+      [[ -x /opt/vmnet-helper/bin/vmnet-helper ]] || command -v vmnet-helper >/dev/null 2>&1 ||
+        refuse "vmnet-helper is not installed: vfkit's vmnet-shared network, the one the Mac reaches the node on, needs it: $VMNET_HELPER_INSTALL"
+      MINIKUBE_NETWORK=vmnet-shared ;;
+    qemu | qemu2)
+      driver=qemu
+      command -v "$(qemu_binary)" >/dev/null 2>&1 || refuse "QEMU ($(qemu_binary)) is not installed: $QEMU_INSTALL"
+      local prefix
+      prefix=$(brew_prefix)
+      [[ -S $prefix/var/run/socket_vmnet || -S /var/run/socket_vmnet ]] ||
+        refuse "socket_vmnet is not running (no socket $prefix/var/run/socket_vmnet): qemu's socket_vmnet network, the one the Mac reaches the node on, needs it: $QEMU_INSTALL"
+      MINIKUBE_NETWORK=socket_vmnet ;;
+    hyperkit)
+      [[ $HOST_ARCH == amd64 ]] || refuse "hyperkit runs on Intel Macs only; on Apple Silicon use vfkit or qemu ($MACOS_DRIVERS)"
+      command -v hyperkit >/dev/null 2>&1 || refuse "hyperkit is not installed: brew install hyperkit (minikube deprecated it: vfkit is the way forward)"
+      warn "minikube deprecated the hyperkit driver: vfkit (network vmnet-shared) replaces it on Intel Macs too" ;;
+    *)
+      refuse "the $driver driver is not supported by setup.sh on macOS: it starts minikube only with $MACOS_DRIVERS, whose node network the Mac reaches" ;;
+  esac
+  MINIKUBE_DRIVER=$driver
 }
 
 # --- secrets ----------------------------------------------------------------
@@ -249,6 +380,7 @@ generate_ftps_users() {
 generate_secrets() {
   local ip=$1 name
   require openssl ssh-keygen python3
+  require_openssl3
   [[ $ip =~ ^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+$ ]] || die "LB_IP must be an IPv4 address, got '$ip'"
   (
     umask 077
@@ -278,12 +410,46 @@ CNI=calico
 # DaemonSets of the CNIs that enforce NetworkPolicy.
 POLICY_ENGINES=(calico-node cilium kube-router weave-net antrea-agent)
 
+# "DRIVER NETWORK" of the running cluster, as minikube's profile records them
+# (the active profile, else "minikube"); empty when minikube does not say.
+running_cluster_driver() {
+  # shellcheck disable=SC2016 # Python source, not shell
+  minikube profile list --output json 2>/dev/null | python3 -c '
+import json, sys
+try:
+    profiles = json.load(sys.stdin).get("valid") or []
+except (ValueError, AttributeError):
+    sys.exit(0)
+chosen = [p for p in profiles if p.get("Active")] or [p for p in profiles if p.get("Name") == "minikube"]
+if chosen:
+    config = chosen[0].get("Config") or {}
+    print(config.get("Driver", ""), config.get("Network", ""))
+' || true
+}
+
+# On macOS a cluster started earlier must sit on a network the Mac reaches.
+check_running_cluster() {
+  [[ $HOST_OS == macos ]] || return 0
+  local driver="" network=""
+  read -r driver network < <(running_cluster_driver) || true
+  case $driver/$network in
+    vfkit/vmnet-shared | qemu/socket_vmnet | qemu2/socket_vmnet | hyperkit/*) return 0 ;;
+    /*) warn "cannot tell which driver the running minikube uses: its services answer on this Mac only with $MACOS_DRIVERS" ;;
+    *) refuse "the running minikube uses the $driver driver${network:+ with network $network}: the Mac cannot reach that node's network, so the MetalLB address would answer nothing here." \
+      "recreate it with $MACOS_DRIVERS: minikube delete && ./setup.sh" ;;
+  esac
+}
+
 start_minikube() {
   if minikube_running; then
     say "minikube is running"
+    check_running_cluster
   else
-    say "starting minikube (driver $MINIKUBE_DRIVER, CNI $CNI)"
-    minikube start --driver="$MINIKUBE_DRIVER" --cni="$CNI"
+    local args=(--driver="$MINIKUBE_DRIVER")
+    [[ -n $MINIKUBE_NETWORK ]] && args+=(--network="$MINIKUBE_NETWORK")
+    args+=(--cni="$CNI")
+    say "starting minikube (driver $MINIKUBE_DRIVER${MINIKUBE_NETWORK:+, network $MINIKUBE_NETWORK}, CNI $CNI)"
+    minikube start "${args[@]}"
   fi
   say "enabling the metallb and dashboard add-ons"
   minikube addons enable metallb >/dev/null
@@ -363,7 +529,20 @@ inputs_hash() {
   } | sha256 | cut -c1-16
 }
 
-# Builds an image unless one with the same inputs label exists.
+# The platform of minikube's node, which runs the images: the architecture
+# of the Docker Engine they are built into.
+node_platform() {
+  local arch
+  arch=$(docker version --format '{{.Server.Arch}}' 2>/dev/null || true)
+  case $arch in
+    amd64 | x86_64) echo linux/amd64 ;;
+    arm64 | aarch64) echo linux/arm64 ;;
+    *) die "minikube's Docker reports the architecture '${arch}': the images are built for linux/amd64 and linux/arm64 nodes only" ;;
+  esac
+}
+NODE_PLATFORM=""
+
+# Builds an image for NODE_PLATFORM unless one with the same inputs label exists.
 build_image() {
   local image=$1 dockerfile=$2 hash=$3 current
   [[ -f $ROOT/$dockerfile ]] || die "$dockerfile not found"
@@ -373,7 +552,7 @@ build_image() {
     return
   fi
   say "building $image"
-  (cd "$ROOT" && docker build --label "$INPUTS_LABEL=$hash" -t "$image" -f "$dockerfile" .)
+  (cd "$ROOT" && docker build --platform "$NODE_PLATFORM" --label "$INPUTS_LABEL=$hash" -t "$image" -f "$dockerfile" .)
 }
 
 # Builds the builder, then every service image, into minikube's Docker.
@@ -383,7 +562,10 @@ build_images() {
   local docker_env svc builder_hash
   docker_env=$(minikube docker-env --shell bash)
   eval "$docker_env"
-  builder_hash=$(inputs_hash builder Cargo.toml Cargo.lock crates docker/build)
+  NODE_PLATFORM=$(node_platform)
+  say "images for $NODE_PLATFORM, minikube's node"
+  # The platform is an input: images of another architecture are rebuilt.
+  builder_hash=$(inputs_hash "builder $NODE_PLATFORM" Cargo.toml Cargo.lock crates docker/build)
   build_image "$BUILDER_IMAGE" docker/build/Dockerfile "$builder_hash"
   for svc in "${SERVICES[@]}"; do
     IMAGE_HASHES[$svc]=$(inputs_hash "$builder_hash" "docker/$svc")
@@ -704,6 +886,9 @@ EOF
 }
 
 cmd_up() {
+  detect_host
+  choose_driver
+  say "host: $HOST_OS $HOST_ARCH; minikube driver $MINIKUBE_DRIVER${MINIKUBE_NETWORK:+, network $MINIKUBE_NETWORK}"
   require minikube docker kubectl openssl ssh-keygen python3
   require_docker_engine
   start_minikube

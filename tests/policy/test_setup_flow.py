@@ -4,6 +4,13 @@ setup.sh runs for real (real bash, openssl, ssh-keygen, coreutils) in a
 temporary copy of the repository whose docker/ and crates/ are small stubs;
 only the three cluster tools are the fake in fakes/fake.py, which records
 every call. The real kubectl renders what setup.sh applied, offline.
+
+The host is played too: `uname` is the fake's (Linux x86_64 unless a test
+says otherwise), so the same runs play Linux on arm64 and macOS on Intel and
+Apple Silicon, with the macOS tools a test installs (vfkit, vmnet-helper,
+QEMU, hyperkit: empty stand-ins, setup.sh only looks for them; brew: the
+fake, whose prefix may hold socket_vmnet's socket) and minikube's Docker
+reporting the node's architecture.
 """
 
 import base64
@@ -24,6 +31,10 @@ REPO = HERE.parent.parent
 FAKE = HERE / "fakes" / "fake.py"
 CLUSTER_TOOLS = ["minikube", "docker", "kubectl"]
 LOCAL_TOOLS = ["openssl", "ssh-keygen", "python3"]
+# Tools of the host played: never the real ones of this machine.
+HOST_TOOLS = ["uname", "brew", "vfkit", "vmnet-helper", "qemu-system-aarch64", "qemu-system-x86_64", "hyperkit"]
+MAC_ARM = {"FAKE_UNAME_S": "Darwin", "FAKE_UNAME_M": "arm64", "FAKE_UNAME_R": "24.6.0", "FAKE_NODE_ARCH": "arm64"}
+MAC_INTEL = {"FAKE_UNAME_S": "Darwin", "FAKE_UNAME_M": "x86_64", "FAKE_UNAME_R": "24.6.0", "FAKE_NODE_ARCH": "amd64"}
 NODE_IP = "192.168.58.2"
 LB_IP = "192.168.58.240"
 REAL_KUBECTL = shutil.which("kubectl")
@@ -45,7 +56,7 @@ SECRETS = sorted({v["secret"]["secretName"] for d in _DEPLOYMENTS
 def sysbin(tmp_path_factory):
     """Every command of the normal PATH except the ones a test provides or hides."""
     out = tmp_path_factory.mktemp("sysbin")
-    hidden = set(CLUSTER_TOOLS + LOCAL_TOOLS)
+    hidden = set(CLUSTER_TOOLS + LOCAL_TOOLS + HOST_TOOLS)
     for d in os.environ.get("PATH", "/usr/bin:/bin").split(":"):
         if not os.path.isdir(d):
             continue
@@ -91,21 +102,49 @@ class Run:
     def builds(self):
         return [c["args"][c["args"].index("-t") + 1] for c in self.of("docker") if c["args"][:1] == ["build"]]
 
+    def platforms(self):
+        """The --platform of every docker build."""
+        return {c["args"][c["args"].index("--platform") + 1] if "--platform" in c["args"] else None
+                for c in self.of("docker") if c["args"][:1] == ["build"]}
 
-def run(repo, sysbin, *args, missing=(), env=None, timeout=120):
+    def starts(self):
+        return [c["args"] for c in self.of("minikube") if c["args"][:1] == ["start"]]
+
+
+def run(repo, sysbin, *args, missing=(), env=None, timeout=120, host_tools=(), openssl_version=None):
     toolbin = repo.parent / "toolbin"
     shutil.rmtree(toolbin, ignore_errors=True)
     toolbin.mkdir()
-    for tool in CLUSTER_TOOLS:
+    for tool in CLUSTER_TOOLS + [t for t in host_tools if t == "brew"]:
         if tool not in missing:
             (toolbin / tool).symlink_to(FAKE)
+    # the host played (a shell script: it must answer when python3 is missing)
+    (toolbin / "uname").write_text(
+        "#!/bin/sh\n"
+        "[ $# -eq 0 ] && set -- -s\n"
+        "for a; do case $a in\n"
+        "  -s) set -- \"$@\" \"${FAKE_UNAME_S:-Linux}\" ;;\n"
+        "  -m) set -- \"$@\" \"${FAKE_UNAME_M:-x86_64}\" ;;\n"
+        "  -r) set -- \"$@\" \"${FAKE_UNAME_R:-6.1.0-fake-amd64}\" ;;\n"
+        "  *) echo \"fake uname: unexpected $a\" >&2; exit 99 ;;\n"
+        "esac; shift; done\n"
+        "echo \"$*\"\n")
+    (toolbin / "uname").chmod(0o755)
+    for tool in host_tools:
+        if tool != "brew":
+            (toolbin / tool).write_text("#!/bin/sh\nexit 0\n")
+            (toolbin / tool).chmod(0o755)
     # The real local tools, behind a shim that records each command line.
     for tool in LOCAL_TOOLS:
         if tool not in missing:
             shim = toolbin / tool
+            # macOS's own openssl is LibreSSL: a test may make `openssl version` say so
+            version = (f'[ "$1" = version ] && {{ echo "{openssl_version}"; exit 0; }}\n'
+                       if tool == "openssl" and openssl_version else "")
             shim.write_text(
                 "#!/bin/sh\n"
                 f"printf '%s\\n' \"{tool} $*\" >> \"$FAKE_STATE/local-calls.log\"\n"
+                + version +
                 f"exec {shutil.which(tool)} \"$@\"\n")
             shim.chmod(0o755)
     state = repo.parent / "fake-state"
@@ -153,7 +192,9 @@ def test_fresh_up_builds_configures_applies_and_prints_urls(repo, sysbin):
     assert ["start", "--driver=docker", "--cni=calico"] in mk
     assert "network policies          enforced by calico-node" in r.out
     assert ["addons", "enable", "metallb"] in mk and ["addons", "enable", "dashboard"] in mk
-    # builder first, then every service; all into minikube's Docker
+    # builder first, then every service; all into minikube's Docker, for its node's platform
+    assert "host: linux amd64; minikube driver docker" in r.out
+    assert r.platforms() == {"linux/amd64"} and "images for linux/amd64, minikube's node" in r.out
     assert r.builds()[0] == "ft-build:latest"
     assert sorted(r.builds()[1:]) == [f"{s}:ft-services" for s in SERVICES]
     for c in r.of("docker"):
@@ -553,3 +594,168 @@ def test_restore_puts_back_the_secrets_of_the_archive(repo, sysbin, tmp_path):
     restart = kc.index(["-n", "ft-services", "rollout", "restart", "deployment"])
     first_exec = next(i for i, a in enumerate(kc) if "exec" in a)
     assert restart < first_exec  # the pods read the restored Secrets before the data goes back
+
+
+# --- hosts: Linux arm64, macOS on Intel and Apple Silicon, Windows ----------------
+
+
+def lb_urls(out, ip):
+    return all(u in out for u in [f"https://{ip}/", f"https://{ip}:5050/", f"ftps://{ip}:21", f"ssh ft@{ip}"])
+
+
+def socket_at(path):
+    """A unix socket file at path, like the one socket_vmnet serves."""
+    import socket
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(str(path))
+    return sock
+
+
+def test_linux_arm64_builds_every_image_for_the_arm64_node(repo, sysbin):
+    r = run(repo, sysbin, "up", env={"FAKE_UNAME_M": "aarch64", "FAKE_NODE_ARCH": "arm64"})
+    assert r.rc == 0, r.err
+    assert "host: linux arm64; minikube driver docker" in r.out
+    assert r.starts() == [["start", "--driver=docker", "--cni=calico"]]
+    assert r.builds()[0] == "ft-build:latest" and len(r.builds()) == 1 + len(SERVICES)
+    assert r.platforms() == {"linux/arm64"}
+    assert lb_urls(r.out, LB_IP)
+    # the same cluster moved to amd64 images: the platform is an input, everything is rebuilt
+    again = run(repo, sysbin, "up", env={"FAKE_UNAME_M": "aarch64", "FAKE_NODE_ARCH": "amd64"})
+    assert again.rc == 0, again.err
+    assert len(again.builds()) == 1 + len(SERVICES) and again.platforms() == {"linux/amd64"}
+
+
+def test_a_node_of_another_architecture_is_refused(repo, sysbin):
+    r = run(repo, sysbin, "up", env={"FAKE_NODE_ARCH": "s390x"})
+    assert r.rc != 0
+    assert "reports the architecture 's390x'" in r.err and "linux/amd64 and linux/arm64" in r.err
+    assert r.builds() == []
+
+
+def test_macos_apple_silicon_starts_vfkit_on_vmnet_shared(repo, sysbin):
+    r = run(repo, sysbin, "up", env={**MAC_ARM, "FAKE_NODE_IP": "192.168.64.2"},
+            host_tools=("vfkit", "vmnet-helper"))
+    assert r.rc == 0, r.err
+    assert "host: macos arm64; minikube driver vfkit, network vmnet-shared" in r.out
+    assert r.starts() == [["start", "--driver=vfkit", "--network=vmnet-shared", "--cni=calico"]]
+    # a VM driver: no Docker Engine on the Mac is asked for, minikube's is used
+    assert ["info"] not in [c["args"] for c in r.of("docker")]
+    assert {c["docker_host"] for c in r.of("docker") if c["args"][:1] == ["build"]} == {"tcp://192.168.64.2:2376"}
+    assert r.platforms() == {"linux/arm64"}
+    # the address: the node's vmnet subnet, host 240, everywhere
+    assert lb_urls(r.out, "192.168.64.240")
+    (cm,) = [o for o in rendered_apply(repo, 0) if o["kind"] == "ConfigMap"]
+    assert cm["data"]["LB_IP"] == "192.168.64.240"
+    # a second run finds it running on vmnet-shared and starts nothing
+    again = run(repo, sysbin, "up", env={**MAC_ARM, "FAKE_NODE_IP": "192.168.64.2"},
+                host_tools=("vfkit", "vmnet-helper"))
+    assert again.rc == 0, again.err
+    assert again.starts() == [] and again.builds() == []
+    assert ["profile", "list", "--output", "json"] in [c["args"] for c in again.of("minikube")]
+
+
+def test_macos_apple_silicon_without_vfkit_takes_qemu_on_socket_vmnet(repo, sysbin, tmp_path):
+    prefix = tmp_path / "homebrew"
+    sock = socket_at(prefix / "var/run/socket_vmnet")
+    try:
+        r = run(repo, sysbin, "up", env={**MAC_ARM, "FAKE_NODE_IP": "192.168.105.2", "FAKE_BREW_PREFIX": str(prefix)},
+                host_tools=("brew", "qemu-system-aarch64"))
+    finally:
+        sock.close()
+    assert r.rc == 0, r.err
+    assert "host: macos arm64; minikube driver qemu, network socket_vmnet" in r.out
+    assert r.starts() == [["start", "--driver=qemu", "--network=socket_vmnet", "--cni=calico"]]
+    assert r.platforms() == {"linux/arm64"}
+    assert lb_urls(r.out, "192.168.105.240")
+
+
+def test_macos_qemu_without_socket_vmnet_says_what_to_install(repo, sysbin, tmp_path):
+    r = run(repo, sysbin, "up", env={**MAC_ARM, "MINIKUBE_DRIVER": "qemu", "FAKE_BREW_PREFIX": str(tmp_path / "hb")},
+            host_tools=("brew", "qemu-system-aarch64"))
+    assert r.rc == 2
+    assert f"socket_vmnet is not running (no socket {tmp_path / 'hb'}/var/run/socket_vmnet)" in r.err
+    assert "brew install qemu socket_vmnet" in r.err and "services start socket_vmnet" in r.err
+    assert r.starts() == []
+
+
+def test_macos_intel_takes_vfkit_and_builds_amd64(repo, sysbin):
+    r = run(repo, sysbin, "up", env={**MAC_INTEL, "FAKE_NODE_IP": "192.168.64.5"},
+            host_tools=("vfkit", "vmnet-helper", "hyperkit"))
+    assert r.rc == 0, r.err
+    assert r.starts() == [["start", "--driver=vfkit", "--network=vmnet-shared", "--cni=calico"]]
+    assert r.platforms() == {"linux/amd64"}
+    assert lb_urls(r.out, "192.168.64.240")
+
+
+def test_macos_intel_hyperkit_when_asked(repo, sysbin):
+    r = run(repo, sysbin, "up", env={**MAC_INTEL, "FAKE_NODE_IP": "192.168.64.3", "MINIKUBE_DRIVER": "hyperkit"},
+            host_tools=("hyperkit",))
+    assert r.rc == 0, r.err
+    assert r.starts() == [["start", "--driver=hyperkit", "--cni=calico"]]
+    assert "deprecated the hyperkit driver" in r.err
+    assert r.platforms() == {"linux/amd64"} and lb_urls(r.out, "192.168.64.240")
+
+
+def test_macos_apple_silicon_refuses_hyperkit(repo, sysbin):
+    r = run(repo, sysbin, "up", env={**MAC_ARM, "MINIKUBE_DRIVER": "hyperkit"}, host_tools=("hyperkit",))
+    assert r.rc == 2 and "hyperkit runs on Intel Macs only" in r.err
+    assert r.calls == []
+
+
+@pytest.mark.parametrize("host", [MAC_ARM, MAC_INTEL], ids=["apple-silicon", "intel"])
+def test_macos_refuses_the_docker_driver_and_says_why(repo, sysbin, host):
+    r = run(repo, sysbin, "up", env={**host, "MINIKUBE_DRIVER": "docker"}, host_tools=("vfkit", "vmnet-helper"))
+    assert r.rc == 2
+    assert "the docker driver cannot serve this stack on macOS" in r.err
+    assert "inside Docker Desktop's Linux VM, on a network the Mac has no route to" in r.err
+    assert "the MetalLB address every service answers on would answer nothing on this Mac" in r.err
+    assert "MINIKUBE_DRIVER=vfkit ./setup.sh" in r.err and "minikube delete" in r.err
+    assert r.calls == [], "nothing is started before the driver is accepted"
+    assert not (repo / ".secrets").exists()
+
+
+def test_macos_refuses_a_running_cluster_on_the_docker_driver(repo, sysbin):
+    state = repo.parent / "fake-state"
+    state.mkdir(parents=True, exist_ok=True)
+    (state / "running").write_text("start --driver=docker --cni=calico")  # made before, with Docker Desktop
+    r = run(repo, sysbin, "up", env=MAC_ARM, host_tools=("vfkit", "vmnet-helper"))
+    assert r.rc == 2
+    assert "the running minikube uses the docker driver" in r.err and "minikube delete && ./setup.sh" in r.err
+    assert r.starts() == [] and r.builds() == []
+
+
+def test_macos_with_no_reachable_driver_says_what_to_install(repo, sysbin):
+    r = run(repo, sysbin, "up", env=MAC_ARM)
+    assert r.rc == 2
+    assert "no minikube driver whose node the Mac can reach is installed" in r.err
+    assert "brew install vfkit" in r.err and "vmnet-helper" in r.err and "brew install qemu socket_vmnet" in r.err
+    assert r.calls == []
+
+
+def test_macos_vfkit_without_vmnet_helper_says_what_to_install(repo, sysbin):
+    r = run(repo, sysbin, "up", env=MAC_ARM, host_tools=("vfkit",))
+    assert r.rc == 2
+    assert "vmnet-helper is not installed" in r.err and "brew install vmnet-helper" in r.err
+    assert r.calls == []
+
+
+def test_macos_openssl_must_be_openssl_3(repo, sysbin):
+    r = run(repo, sysbin, "up", env={**MAC_ARM, "FAKE_NODE_IP": "192.168.64.2"}, host_tools=("vfkit", "vmnet-helper"),
+            openssl_version="LibreSSL 3.3.6")
+    assert r.rc == 2
+    assert "openssl is LibreSSL 3.3.6, not OpenSSL 3: brew install openssl@3" in r.err
+    assert not (repo / ".secrets/ft-tls/tls.crt").exists()
+
+
+def test_windows_is_not_supported(repo, sysbin):
+    r = run(repo, sysbin, "up", env={"FAKE_UNAME_S": "MINGW64_NT-10.0-22631"})
+    assert r.rc == 2
+    assert "Windows is not supported" in r.err and "WSL2" in r.err
+    assert r.calls == []
+
+
+def test_an_unsupported_architecture_is_refused(repo, sysbin):
+    r = run(repo, sysbin, "up", env={"FAKE_UNAME_M": "riscv64"})
+    assert r.rc == 2 and "unsupported architecture riscv64" in r.err
+    assert r.calls == []

@@ -1,18 +1,25 @@
 #!/usr/bin/env python3
-"""Stand-in for `minikube`, `docker` and `kubectl` in the setup.sh flow test.
+"""Stand-in for `minikube`, `docker`, `kubectl` and `brew` in the setup.sh
+flow test (`uname` is a shell script of the test's, answering from the same
+FAKE_UNAME_* knobs).
 
 Installed under each of those names (symlinks); which one it is comes from
-argv[0]. Every call is appended to $FAKE_STATE/calls.jsonl (tool, args, the
-DOCKER_HOST it saw, stdin when read) and the fake keeps just enough state in
-$FAKE_STATE to answer like a fresh machine the first time and like a running
-cluster afterwards. It never touches the network.
+argv[0]. Every call is appended to $FAKE_STATE/calls.jsonl (tool,
+args, the DOCKER_HOST it saw, stdin when read) and the fake keeps just enough
+state in $FAKE_STATE to answer like a fresh machine the first time and like a
+running cluster afterwards. It never touches the network.
 
-Knobs (environment): FAKE_NODE_IP (minikube ip), FAKE_DOCKER_DOWN=1 (docker
+Knobs (environment): FAKE_UNAME_S, FAKE_UNAME_M, FAKE_UNAME_R (uname -s, -m,
+-r: the host played; Linux x86_64 by default), FAKE_BREW_PREFIX (brew
+--prefix), FAKE_NODE_ARCH (the node's architecture, as minikube's Docker
+reports it: amd64 by default), FAKE_NODE_IP (minikube ip), FAKE_DOCKER_DOWN=1 (docker
 info fails), FAKE_METALLB_CRDS=1 (the metallb.io CRDs exist),
 FAKE_NOT_READY_POLLS=N (deployments report not ready N times), FAKE_NEVER_READY=1,
 FAKE_CNI=name (a running cluster's CNI, for one started before this test:
 its DaemonSet in kube-system; a cluster the fake starts has the --cni it
-was given), FAKE_EXEC_FAILS=deployment (`kubectl exec` into it fails).
+was given), FAKE_RUNNING_DRIVER="driver network" (the profile of a cluster
+started before this test; one the fake starts has its --driver and --network),
+FAKE_EXEC_FAILS=deployment (`kubectl exec` into it fails).
 `kubectl exec` without -i prints "<deployment> data of the fake pod".
 """
 
@@ -77,6 +84,17 @@ def minikube(args):
         print(f'export DOCKER_HOST="tcp://{node_ip()}:2376"')
         print('export DOCKER_TLS_VERIFY="1"')
         return 0
+    if args[:2] == ["profile", "list"]:
+        # minikube's JSON: the cluster's config holds its driver and network
+        started = (STATE / "running").read_text().split() if running else []
+        flag = lambda name: next((a.split("=", 1)[1] for a in started if a.startswith(f"--{name}=")), "")  # noqa: E731
+        driver, network = flag("driver"), flag("network")
+        if os.environ.get("FAKE_RUNNING_DRIVER"):
+            driver, _, network = os.environ["FAKE_RUNNING_DRIVER"].partition(" ")
+        profile = {"Name": "minikube", "Status": "OK" if running else "Stopped", "Active": True,
+                   "Config": {"Name": "minikube", "Driver": driver, "Network": network, "Memory": 4000}}
+        print(json.dumps({"invalid": [], "valid": [profile] if started or driver else []}))
+        return 0
     if args == ["dashboard", "--url"]:
         print("http://127.0.0.1:38123/api/v1/namespaces/kubernetes-dashboard/services/http:kubernetes-dashboard:/proxy/")
         return 0
@@ -92,6 +110,9 @@ def docker(args):
         if os.environ.get("FAKE_DOCKER_DOWN"):
             print("Cannot connect to the Docker daemon", file=sys.stderr)
             return 1
+        return 0
+    if args == ["version", "--format", "{{.Server.Arch}}"]:
+        print(os.environ.get("FAKE_NODE_ARCH", "amd64"))
         return 0
     if args[:2] == ["image", "inspect"]:
         image = args[-1]
@@ -191,9 +212,18 @@ def kubectl(args):
     return 99
 
 
+def brew(args):
+    record("brew", args)
+    if args == ["--prefix"]:
+        print(os.environ["FAKE_BREW_PREFIX"])
+        return 0
+    print(f"fake brew: unexpected {args}", file=sys.stderr)
+    return 99
+
+
 def main():
     tool = os.path.basename(sys.argv[0])
-    return {"minikube": minikube, "docker": docker, "kubectl": kubectl}[tool](sys.argv[1:])
+    return {"minikube": minikube, "docker": docker, "kubectl": kubectl, "brew": brew}[tool](sys.argv[1:])
 
 
 if __name__ == "__main__":
