@@ -257,16 +257,7 @@ password_file() {
 # crates/ftpsd/src/users.rs). The password goes through stdin: a secret on a
 # command line is visible to every user in `ps`.
 ftps_hash() {
-  # shellcheck disable=SC2016 # Python source, not shell
-  python3 -c '
-import base64, hashlib, os, sys
-iterations = int(sys.argv[1])
-password = sys.stdin.buffer.read()
-salt = os.urandom(16)
-key = hashlib.pbkdf2_hmac("sha256", password, salt, iterations, 32)
-b64 = lambda b: base64.b64encode(b).decode().rstrip("=")
-sys.stdout.write(f"$pbkdf2-sha256$i={iterations}${b64(salt)}${b64(key)}")
-' "$FTPS_ITERATIONS" <"$1"
+  python3 "$ROOT/setup/ftps_hash.py" "$FTPS_ITERATIONS" <"$1"
 }
 
 # The CA's certificate revocation list (empty: nothing is revoked), served
@@ -413,18 +404,7 @@ POLICY_ENGINES=(calico-node cilium kube-router weave-net antrea-agent)
 # "DRIVER NETWORK" of the running cluster, as minikube's profile records them
 # (the active profile, else "minikube"); empty when minikube does not say.
 running_cluster_driver() {
-  # shellcheck disable=SC2016 # Python source, not shell
-  minikube profile list --output json 2>/dev/null | python3 -c '
-import json, sys
-try:
-    profiles = json.load(sys.stdin).get("valid") or []
-except (ValueError, AttributeError):
-    sys.exit(0)
-chosen = [p for p in profiles if p.get("Active")] or [p for p in profiles if p.get("Name") == "minikube"]
-if chosen:
-    config = chosen[0].get("Config") or {}
-    print(config.get("Driver", ""), config.get("Network", ""))
-' || true
+  minikube profile list --output json 2>/dev/null | python3 "$ROOT/setup/minikube_profile.py" || true
 }
 
 # On macOS a cluster started earlier must sit on a network the Mac reaches.

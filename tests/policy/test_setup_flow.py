@@ -71,11 +71,12 @@ def sysbin(tmp_path_factory):
 
 @pytest.fixture()
 def repo(tmp_path):
-    """A repository copy: the real setup.sh and k8s/, stub image sources."""
+    """A repository copy: the real setup.sh, setup/ and k8s/, stub image sources."""
     root = tmp_path / "repo"
     root.mkdir()
     shutil.copy2(REPO / "setup.sh", root / "setup.sh")
     shutil.copytree(REPO / "k8s", root / "k8s")
+    shutil.copytree(REPO / "setup", root / "setup")
     (root / "Cargo.toml").write_text("[workspace]\nmembers = ['crates/*']\n")
     (root / "Cargo.lock").write_text("version = 4\n")
     (root / "crates/supervise/src").mkdir(parents=True)
