@@ -69,7 +69,8 @@ def listed(listing, name, size, long_format):
     for line in listing.splitlines():
         fields = line.split()
         if fields and fields[-1] == name:
-            return not long_format or str(size) in fields[:-1]
+            # A long listing is ls's: mode, links, owner, group, size, date (3), name.
+            return not long_format or (len(fields) == 9 and fields[4] == str(size))
     return False
 
 

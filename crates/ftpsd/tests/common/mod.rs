@@ -93,11 +93,16 @@ impl Ftpsd {
             ftpsd::users::PasswordHash::create(OTHER_PASSWORD, iterations).unwrap()
         );
         std::fs::write(dir.path().join("users"), users).unwrap();
-        let port = testbed::free_port().unwrap();
-        let metrics_port = testbed::free_port().unwrap();
-        let pasv = testbed::free_port_range(options.passive_ports).unwrap();
-        let config = format!(
-            r#"
+        // ftpsd on `first` (control), `first + 1` (metrics) and the passive
+        // ports after them.
+        let config_path = dir.path().join("ftpsd.toml");
+        let log_path = dir.path().join("ftpsd.log");
+        let users_path = dir.path().join("users");
+        let data_path = data.clone();
+        let spawn = |first: u16| {
+            let (port, metrics_port, pasv) = (first, first + 1, first + 2);
+            let config = format!(
+                r#"
 listen = "127.0.0.1:{port}"
 metrics_listen = "127.0.0.1:{metrics_port}"
 data_root = "{data}"
@@ -123,57 +128,75 @@ lockout_seconds = {lockout}
 per_source = {per_source}
 max_concurrent_checks = {checks}
 "#,
-            max_unauthenticated = options.max_unauthenticated,
-            login_timeout = options.login_timeout_seconds,
-            reuse = options.require_session_reuse,
-            connect_timeout = options.connect_timeout_seconds,
-            handshake_timeout = options.handshake_timeout_seconds,
-            per_source = options.per_source,
-            checks = options.max_concurrent_checks,
-            data = data.display(),
-            users = dir.path().join("users").display(),
-            max_sessions = options.max_sessions,
-            idle = options.idle_timeout_seconds,
-            cert = certificate.cert.display(),
-            key = certificate.key.display(),
-            pasv_max = pasv + options.passive_ports - 1,
-            delay = options.failure_delay_ms,
-            max_failures = options.max_failures,
-            lockout = options.lockout_seconds,
-        );
-        let config_path = dir.path().join("ftpsd.toml");
-        std::fs::write(&config_path, config).unwrap();
-        let log = std::fs::File::create(dir.path().join("ftpsd.log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_ftpsd"))
-            .arg("--config")
-            .arg(&config_path)
-            .env("RUST_LOG", "info,libunftp=warn")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
+                max_unauthenticated = options.max_unauthenticated,
+                login_timeout = options.login_timeout_seconds,
+                reuse = options.require_session_reuse,
+                connect_timeout = options.connect_timeout_seconds,
+                handshake_timeout = options.handshake_timeout_seconds,
+                per_source = options.per_source,
+                checks = options.max_concurrent_checks,
+                data = data_path.display(),
+                users = users_path.display(),
+                max_sessions = options.max_sessions,
+                idle = options.idle_timeout_seconds,
+                cert = certificate.cert.display(),
+                key = certificate.key.display(),
+                pasv_max = pasv + options.passive_ports - 1,
+                delay = options.failure_delay_ms,
+                max_failures = options.max_failures,
+                lockout = options.lockout_seconds,
+            );
+            std::fs::write(&config_path, config).unwrap();
+            let log = std::fs::File::create(&log_path).unwrap();
+            Command::new(env!("CARGO_BIN_EXE_ftpsd"))
+                .arg("--config")
+                .arg(&config_path)
+                .env("RUST_LOG", "info,libunftp=warn")
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .unwrap()
+        };
+        // The ports come from a block below the kernel's ephemeral range: a
+        // port the kernel hands out as free may be taken by a client's
+        // outgoing connection (another test's) before ftpsd binds it, which
+        // made tests fail now and then. A block that another test took
+        // meanwhile is given up for another.
+        let first = testbed::free_port_range(options.passive_ports + 2).unwrap();
+        let child = spawn(first);
         let mut server = Self {
             dir,
-            port,
-            metrics_port,
+            port: first,
+            metrics_port: first + 1,
             child,
             data_root: data,
             pki,
         };
-        server.wait_ready();
+        let mut attempts = 1;
+        while let Err(log) = server.wait_ready() {
+            assert!(
+                attempts < 5 && log.contains("Address already in use"),
+                "ftpsd exited early {log}"
+            );
+            attempts += 1;
+            let first = testbed::free_port_range(options.passive_ports + 2).unwrap();
+            (server.port, server.metrics_port) = (first, first + 1);
+            server.child = spawn(first);
+        }
         server
     }
 
-    fn wait_ready(&mut self) {
+    /// Waits until ftpsd listens; its exit status and log if it exits first.
+    fn wait_ready(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
-                panic!("ftpsd exited early ({status}): {}", self.log());
+                return Err(format!("({status}): {}", self.log()));
             }
             if TcpStream::connect(("127.0.0.1", self.port)).is_ok()
                 && TcpStream::connect(("127.0.0.1", self.metrics_port)).is_ok()
             {
-                return;
+                return Ok(());
             }
             assert!(Instant::now() < deadline, "ftpsd not ready: {}", self.log());
             std::thread::sleep(Duration::from_millis(20));
