@@ -12,7 +12,8 @@
 #   seconds per GiB (utime + stime of its whole process tree from
 #   /proc/PID/stat, reaped children included) and the peak of its processes'
 #   summed VmRSS (sampled every 0.1 s; ftpsd's VmHWM too).
-#   Each ftpsd build of FTPSD_PROVIDERS (rustls crypto provider) is one server.
+#   Each ftpsd build of FTPSD_PROVIDERS (rustls crypto provider: ring,
+#   aws-lc-rs, aws-lc-rs-small) is one server.
 # Then, once, the earlier measures against vsftpd: 512 MiB upload, sessions/s
 # for login + LIST + quit (20 curls in parallel), memory of 200 idle sessions.
 #
@@ -74,17 +75,21 @@ wait_port() {
 declare -A FTPSD_BIN
 for provider in $FTPSD_PROVIDERS; do
   echo "== building ftpsd (release, $BUILD, rustls provider $provider)"
+  # The release profile's opt-level "s" makes aws-lc-sys build AWS-LC small
+  # (OPENSSL_SMALL, no AVX-512 assembly): "aws-lc-rs" is built full size
+  # (AWS_LC_SYS_SMALL=0), "aws-lc-rs-small" as the profile has it.
   case $provider in
-    ring) features=(--no-default-features --features ring) ;;
-    aws-lc-rs) features=(--no-default-features --features aws-lc-rs) ;;
+    ring) features=(--no-default-features --features ring) build_env=() ;;
+    aws-lc-rs) features=(--no-default-features --features aws-lc-rs) build_env=(AWS_LC_SYS_SMALL=0) ;;
+    aws-lc-rs-small) features=(--no-default-features --features aws-lc-rs) build_env=() ;;
     *) echo "unknown provider $provider" >&2; exit 2 ;;
   esac
   if [ "$BUILD" = musl ]; then
-    (cd "$ROOT" && CC_x86_64_unknown_linux_musl=musl-gcc cargo build --release -q -p ftpsd \
-      --target x86_64-unknown-linux-musl "${features[@]}")
+    (cd "$ROOT" && env "${build_env[@]}" CC_x86_64_unknown_linux_musl=musl-gcc \
+      cargo build --release -q -p ftpsd --target x86_64-unknown-linux-musl "${features[@]}")
     cp "$TARGET_DIR/x86_64-unknown-linux-musl/release/ftpsd" "$TMP/ftpsd-$provider"
   else
-    (cd "$ROOT" && cargo build --release -q -p ftpsd "${features[@]}")
+    (cd "$ROOT" && env "${build_env[@]}" cargo build --release -q -p ftpsd "${features[@]}")
     cp "$TARGET_DIR/release/ftpsd" "$TMP/ftpsd-$provider"
   fi
   FTPSD_BIN[$provider]=$TMP/ftpsd-$provider
